@@ -1,0 +1,93 @@
+"""The sandbox's in-memory state. No HTTP and no Pendo rules here: just what was recorded.
+
+The app runs on one event loop and never awaits in the middle of a store operation, so the
+store needs no lock.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pendo_assets.sandbox.rules import GROUPS, ID_KEYS
+
+PACING_SECONDS = 1.0
+
+
+@dataclass
+class Counters:
+    """What happened, for tests and benchmarks to assert on."""
+
+    requests: int = 0
+    faults_injected: int = 0
+    pacing_429: int = 0
+    properties_too_large: int = 0
+    responses_by_status: Counter[int] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "faults_injected": self.faults_injected,
+            "pacing_429": self.pacing_429,
+            "properties_too_large": self.properties_too_large,
+            "responses_by_status": {
+                str(status): count for status, count in sorted(self.responses_by_status.items())
+            },
+        }
+
+
+class SandboxStore:
+    """Metadata per kind and id, accepted track events, counters, the request log, pacing."""
+
+    def __init__(self, request_log_limit: int) -> None:
+        self._request_log_limit = request_log_limit
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything, as if the sandbox had just started."""
+        self.metadata: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+            kind: {} for kind in ID_KEYS
+        }
+        self.events: list[dict[str, Any]] = []
+        self.counters = Counters()
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=self._request_log_limit)
+        self._last_event_at: dict[str, float] = {}
+
+    # metadata -----------------------------------------------------------------------------
+    def exists(self, kind: str, record_id: str) -> bool:
+        return record_id in self.metadata[kind]
+
+    def merge_values(self, kind: str, group: str, record_id: str, values: dict[str, Any]) -> None:
+        """Upsert ``values`` into the group of ``record_id``, creating the id if needed."""
+        entry = self.metadata[kind].setdefault(record_id, {name: {} for name in GROUPS})
+        entry[group].update(copy.deepcopy(values))
+
+    # track events -------------------------------------------------------------------------
+    def paced(self, visitor_id: str, now: float) -> bool:
+        """True when this visitor's previous accepted event is less than a second old."""
+        last = self._last_event_at.get(visitor_id)
+        return last is not None and now - last < PACING_SECONDS
+
+    def add_event(self, event: dict[str, Any], visitor_id: str, now: float) -> dict[str, Any]:
+        """Record an accepted event; ``sequence`` gives the arrival order (1-based)."""
+        stored = {**event, "sequence": len(self.events) + 1}
+        self.events.append(stored)
+        self._last_event_at[visitor_id] = now
+        return stored
+
+    # bookkeeping --------------------------------------------------------------------------
+    def log_request(self, entry: dict[str, Any]) -> None:
+        self.request_log.append(entry)
+
+    def snapshot(self, include_requests: bool = True) -> dict[str, Any]:
+        """A JSON-ready deep copy of the state, so callers cannot mutate the store through it."""
+        state: dict[str, Any] = {
+            "metadata": copy.deepcopy(self.metadata),
+            "events": copy.deepcopy(self.events),
+            "counters": self.counters.as_dict(),
+        }
+        if include_requests:
+            state["requests"] = copy.deepcopy(list(self.request_log))
+        return state
