@@ -1,0 +1,202 @@
+"""`PendoClient`: the one object the sync engine and the Dagster resource talk to."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from .errors import (
+    INTEGRATION_KEY_HELP,
+    TRACK_SECRET_HELP,
+    MissingCredentialError,
+    PendoRequestError,
+)
+from .metadata import MetadataBatchWriter, chunked, metadata_path
+from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
+from .rate_limit import RateLimiter
+from .regions import normalize_region, resolve_base_url
+from .retry import RetryPolicy
+from .schema import parse_schema, schema_path
+from .secret import Secret
+from .stats import ClientStats, StatsSnapshot
+from .track import TRACK_PATH, track_result
+from .transport import INTEGRATION_KEY, TRACK_EVENT_SECRET, Outcome, Transport, response_message
+
+USER_AGENT = "pendo-assets/0.1"
+DEFAULT_BATCH_SIZE = 1000
+
+
+class PendoClient:
+    """Pendo's write API over httpx. Safe to share between threads (one connection pool)."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None = "us",
+        integration_key: str | Secret | None = None,
+        track_event_secret: str | Secret | None = None,
+        base_url: str | None = None,
+        track_base_url: str | None = None,
+        timeout_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_requests_per_second: float | None = None,
+        max_connections: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.region = normalize_region(region)
+        self.base_url = resolve_base_url(self.region, base_url)
+        self.track_base_url = resolve_base_url(self.region, track_base_url or base_url)
+        self.batch_size = batch_size
+        self._integration_key = Secret.optional(integration_key)
+        self._track_event_secret = Secret.optional(track_event_secret)
+        self.stats = ClientStats()
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            transport=http_transport,
+        )
+        self._transport = Transport(
+            self._http,
+            retry=retry or RetryPolicy(),
+            limiter=RateLimiter(max_requests_per_second, clock=clock, sleep=sleep),
+            stats=self.stats,
+            sleep=sleep,
+            clock=clock,
+            rng=rng or random.Random(),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PendoClient(region={self.region!r}, base_url={self.base_url!r}, "
+            f"integration_key={'set' if self._integration_key else 'unset'}, "
+            f"track_event_secret={'set' if self._track_event_secret else 'unset'})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PendoClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def stats_snapshot(self) -> StatsSnapshot:
+        return self.stats.snapshot()
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def write_metadata(
+        self,
+        kind: str,
+        records: Iterable[MetadataRecord],
+        *,
+        group: str = "custom",
+        create: bool = False,
+        batch_size: int | None = None,
+    ) -> list[RecordResult]:
+        """Write records in batches, one after another; one result per record, in order."""
+        results: list[RecordResult] = []
+        for batch in chunked(records, batch_size or self.batch_size):
+            results.extend(self.write_metadata_batch(kind, batch, group=group, create=create))
+        return results
+
+    def write_metadata_batch(
+        self,
+        kind: str,
+        records: Sequence[MetadataRecord],
+        *,
+        group: str = "custom",
+        create: bool = False,
+    ) -> list[RecordResult]:
+        """Write one batch (callers may run many at once from threads)."""
+        url = self.base_url + metadata_path(kind, group)
+        key = self._require_integration_key()
+        params = {"create": "true"} if create else None
+
+        def send(payload: list[dict[str, Any]]) -> Outcome:
+            return self._transport.request(
+                "POST",
+                url,
+                credential=key,
+                credential_name=INTEGRATION_KEY,
+                json=payload,
+                params=params,
+            )
+
+        writer = MetadataBatchWriter(
+            send, kind=kind, count_split=lambda name: self.stats.add(**{name: 1})
+        )
+        results = writer.write(records)
+        retried = sum(1 for r in results if r.retried)
+        if retried:
+            self.stats.add(records_retried=retried)
+        return results
+
+    def read_schema(self, kind: str) -> MetadataSchema:
+        """The custom and agent fields Pendo has for visitors or accounts, with their types."""
+        metadata_path(kind, "custom")  # validates kind
+        outcome = self._transport.request(
+            "GET",
+            self.base_url + schema_path(kind),
+            credential=self._require_integration_key(),
+            credential_name=INTEGRATION_KEY,
+        )
+        response = outcome.response
+        if not 200 <= response.status_code < 300:
+            raise PendoRequestError(
+                f"Reading Pendo's {kind} metadata schema failed: HTTP {response.status_code} "
+                f"{response_message(response)}",
+                status=response.status_code,
+            )
+        return parse_schema(kind, response.json())
+
+    # -- track events ------------------------------------------------------------------------
+
+    def send_track_event(self, event: TrackEvent) -> RecordResult:
+        """Send one event. Not idempotent: a retried timeout may record it twice in Pendo."""
+        secret = self._require_track_secret()
+        url = self.track_base_url + TRACK_PATH
+
+        def send(payload: dict[str, Any]) -> Outcome:
+            return self._transport.request(
+                "POST", url, credential=secret, credential_name=TRACK_EVENT_SECRET, json=payload
+            )
+
+        result = track_result(event, send)
+        if result.retried:
+            self.stats.add(records_retried=1)
+        return result
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def _require_integration_key(self) -> Secret:
+        if self._integration_key is None:
+            raise MissingCredentialError(
+                "Metadata calls need a Pendo integration key with write access (set "
+                f"PENDO_INTEGRATION_KEY). {INTEGRATION_KEY_HELP}"
+            )
+        return self._integration_key
+
+    def _require_track_secret(self) -> Secret:
+        if self._track_event_secret is None:
+            raise MissingCredentialError(
+                "Sending track events needs the Track Event shared secret (set "
+                f"PENDO_TRACK_EVENT_SECRET). {TRACK_SECRET_HELP}"
+            )
+        return self._track_event_secret

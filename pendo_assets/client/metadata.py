@@ -1,0 +1,208 @@
+"""Metadata writes: batching, 413 splitting, and exact attribution of partial failures.
+
+Pendo answers 200 even when some records of a batch fail, often without saying which ones.
+Metadata writes are idempotent upserts, so re-sending halves of such a batch until every failure
+is pinned on its record is safe. A record counts as accepted only when a response says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from .errors import PendoUnavailableError
+from .models import (
+    ID_KEYS,
+    METADATA_GROUPS,
+    METADATA_KINDS,
+    FailureKind,
+    MetadataRecord,
+    RecordResult,
+)
+from .transport import Outcome, response_message
+
+NOT_FOUND_REASON = "not found in Pendo"
+
+SendBatch = Callable[[list[dict[str, Any]]], Outcome]
+
+
+def metadata_path(kind: str, group: str) -> str:
+    if kind not in METADATA_KINDS:
+        raise ValueError(f"Metadata kind must be one of {METADATA_KINDS}, got {kind!r}")
+    if group not in METADATA_GROUPS:
+        raise ValueError(f"Metadata group must be one of {METADATA_GROUPS}, got {group!r}")
+    return f"/api/v1/metadata/{kind}/{group}/value"
+
+
+def chunked(records: Iterable[MetadataRecord], size: int) -> Iterator[list[MetadataRecord]]:
+    """Batches of at most `size` records, without materialising the whole input."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    batch: list[MetadataRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _accepted_count(body: Any, candidates: int) -> int | None:
+    """How many non-missing records the counts say were applied; None when they do not say."""
+    if not isinstance(body, dict):
+        return None
+    updated = body.get("updated")
+    if isinstance(updated, int) and not isinstance(updated, bool):
+        return max(0, min(candidates, updated))
+    failed = body.get("failed")
+    if isinstance(failed, int) and not isinstance(failed, bool):
+        # Whether `failed` includes the missing ids is not documented: read it as not, which
+        # can only make us bisect more, never count a failed record as accepted.
+        return max(0, candidates - failed)
+    return None
+
+
+def _field_of(errors: tuple[Any, ...]) -> str | None:
+    """The field named by structured errors, when Pendo gives objects with a `field` key."""
+    names = {e.get("field") for e in errors if isinstance(e, dict) and e.get("field")}
+    return str(names.pop()) if len(names) == 1 else None
+
+
+class MetadataBatchWriter:
+    """Writes one batch and returns exactly one result per record, in input order."""
+
+    def __init__(self, send: SendBatch, *, kind: str, count_split: Callable[[str], None]) -> None:
+        self._send = send
+        self._id_key = ID_KEYS[kind]
+        self._count_split = count_split
+
+    def write(self, records: Sequence[MetadataRecord]) -> list[RecordResult]:
+        return self._write(list(records), retried=False)
+
+    def _write(self, batch: list[MetadataRecord], *, retried: bool) -> list[RecordResult]:
+        payload = [{self._id_key: r.id, "values": r.values} for r in batch]
+        try:
+            outcome = self._send(payload)
+        except PendoUnavailableError as exc:
+            return [
+                RecordResult.failed(
+                    r.id,
+                    str(exc),
+                    kind=FailureKind.UNAVAILABLE,
+                    retried=True,
+                    status=exc.status,
+                )
+                for r in batch
+            ]
+        retried = retried or outcome.retried
+        response = outcome.response
+        status = response.status_code
+
+        if status == 413:
+            if len(batch) == 1:
+                return [
+                    RecordResult.failed(
+                        batch[0].id,
+                        "record too large for Pendo even alone in a request (HTTP 413)",
+                        kind=FailureKind.TOO_LARGE,
+                        retried=retried,
+                        status=413,
+                    )
+                ]
+            self._count_split("batch_splits")
+            return self._halves(batch, retried=retried)
+
+        if not 200 <= status < 300:
+            reason = f"HTTP {status}: {response_message(response)}"
+            return [
+                RecordResult.failed(
+                    r.id, reason, kind=FailureKind.HTTP, retried=retried, status=status
+                )
+                for r in batch
+            ]
+        return self._attribute(batch, response, retried=retried)
+
+    def _attribute(
+        self, batch: list[MetadataRecord], response: httpx.Response, *, retried: bool
+    ) -> list[RecordResult]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        raw_missing = body.get("missing") if isinstance(body, dict) else None
+        missing = {str(m) for m in raw_missing} if isinstance(raw_missing, list) else set()
+        candidates = [r for r in batch if r.id not in missing]
+        accepted = _accepted_count(body, len(candidates))
+        raw_errors = body.get("errors") if isinstance(body, dict) else None
+        errors = tuple(raw_errors) if isinstance(raw_errors, list) else ()
+
+        if accepted is None:
+            reason = (
+                f"Pendo answered HTTP {response.status_code} without counts of accepted records: "
+                f"{response.text[:200]!r}"
+            )
+            return [
+                RecordResult.failed(
+                    r.id,
+                    reason,
+                    kind=FailureKind.BAD_RESPONSE,
+                    retried=retried,
+                    status=response.status_code,
+                )
+                for r in batch
+            ]
+        if 0 < accepted < len(candidates):
+            # Some but not all failed, and Pendo did not say which: split and ask again.
+            self._count_split("bisections")
+            by_id = self._halves(candidates, retried=retried)
+            return self._merge(batch, missing, by_id, retried=retried)
+
+        if accepted == len(candidates):
+            outcome = [RecordResult.accepted(r.id, retried=retried) for r in candidates]
+        else:
+            # Every candidate failed: attribution is exact; the reasons are Pendo's, verbatim.
+            detail = "; ".join(str(e) for e in errors) if errors else "no reason given"
+            outcome = [
+                RecordResult.failed(
+                    r.id,
+                    f"rejected by Pendo: {detail}",
+                    kind=FailureKind.REJECTED,
+                    retried=retried,
+                    status=response.status_code,
+                    field=_field_of(errors),
+                    errors=errors,
+                )
+                for r in candidates
+            ]
+        return self._merge(batch, missing, outcome, retried=retried)
+
+    def _halves(self, batch: list[MetadataRecord], *, retried: bool) -> list[RecordResult]:
+        middle = len(batch) // 2
+        return self._write(batch[:middle], retried=retried) + self._write(
+            batch[middle:], retried=retried
+        )
+
+    @staticmethod
+    def _merge(
+        batch: list[MetadataRecord],
+        missing: set[str],
+        results: list[RecordResult],
+        *,
+        retried: bool,
+    ) -> list[RecordResult]:
+        """Put results back in input order, with the missing ids failed as not found."""
+        queue = iter(results)
+        merged: list[RecordResult] = []
+        for record in batch:
+            if record.id in missing:
+                merged.append(
+                    RecordResult.failed(
+                        record.id, NOT_FOUND_REASON, kind=FailureKind.NOT_FOUND, retried=retried
+                    )
+                )
+            else:
+                merged.append(next(queue))
+        return merged

@@ -1,0 +1,43 @@
+"""A requests-per-second cap shared by every thread of one client."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """Spaces actual sends at least 1/rate apart.
+
+    The lock is held while waiting, so each caller leaves `acquire()` at its own slot and sends
+    right away. A limiter that books future slots and lets callers sleep outside the lock lets
+    late wakers go out together: measured here, that releases bursts above the cap.
+    """
+
+    def __init__(
+        self,
+        max_per_second: float | None,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        if max_per_second is not None and max_per_second <= 0:
+            raise ValueError("max_requests_per_second must be positive (or None for no cap)")
+        self.max_per_second = max_per_second
+        self._interval = 1.0 / max_per_second if max_per_second else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_allowed = float("-inf")
+
+    def acquire(self) -> float:
+        """Wait for this caller's turn; return the clock reading at which it was admitted."""
+        if not self._interval:
+            return self._clock()
+        with self._lock:
+            wait = self._next_allowed - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            admitted = self._clock()
+            self._next_allowed = admitted + self._interval
+            return admitted

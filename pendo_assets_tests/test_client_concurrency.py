@@ -1,0 +1,70 @@
+"""One client shared by many threads, and the requests-per-second cap."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pendo_assets.client import MetadataRecord, PendoClient, TrackEvent
+from pendo_assets.client.rate_limit import RateLimiter
+from pendo_assets_tests.client_fixtures import FakeClock
+
+
+def test_many_threads_share_one_client_without_losing_a_record(
+    sandbox: Any, client_factory: Callable[..., PendoClient]
+) -> None:
+    client = client_factory(batch_size=25)
+    batches = [[MetadataRecord(f"v-{b}-{i}", {"seats": i}) for i in range(25)] for b in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [
+            r
+            for batch_results in pool.map(
+                lambda batch: client.write_metadata_batch("visitor", batch, create=True), batches
+            )
+            for r in batch_results
+        ]
+    assert len(results) == 1000 and all(r.ok for r in results)
+    assert len(sandbox.state(requests=False)["metadata"]["visitor"]) == 1000
+    assert client.stats_snapshot().requests == 40
+
+
+def test_events_of_different_visitors_go_out_concurrently(
+    sandbox: Any, client: PendoClient
+) -> None:
+    events = [
+        TrackEvent(event="e", visitor_id=f"v-{i}", timestamp=1_700_000_000_000 + i)
+        for i in range(60)
+    ]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(client.send_track_event, events))
+    assert all(r.ok for r in results)
+    assert sorted(e["visitorId"] for e in sandbox.state()["events"]) == sorted(
+        f"v-{i}" for i in range(60)
+    )
+
+
+def test_rate_limiter_spaces_every_send_by_the_interval() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    admitted = [limiter.acquire() for _ in range(6)]
+    assert [round(b - a, 9) for a, b in itertools.pairwise(admitted)] == [0.25] * 5
+
+
+def test_rate_limiter_spaces_sends_across_threads() -> None:
+    limiter = RateLimiter(200, clock=time.monotonic, sleep=time.sleep)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        admitted = sorted(pool.map(lambda _: limiter.acquire(), range(40)))
+    # Admission times are read under the limiter's lock after its sleep, which never returns
+    # early, so the gap is a lower bound that holds on a loaded machine too.
+    assert min(b - a for a, b in itertools.pairwise(admitted)) >= 1 / 200 - 1e-9
+
+
+def test_no_cap_means_no_waiting() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    for _ in range(100):
+        limiter.acquire()
+    assert clock.sleeps == []
