@@ -1,0 +1,1 @@
+"""The Dagster layer: thin wiring of the Pendo client and the sync engine into Dagster."""

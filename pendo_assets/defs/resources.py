@@ -1,0 +1,81 @@
+"""The Pendo resource: typed, documented configuration over a plain `PendoClient`."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from pendo_assets.client import PendoClient, RetryPolicy
+
+SECRET_ENV_VARS = ("PENDO_INTEGRATION_KEY", "PENDO_TRACK_EVENT_SECRET")
+
+
+class PendoResource(dg.ConfigurableResource):
+    """Region and credentials for Pendo; hands out clients that share nothing with Dagster.
+
+    Supply the credentials with `dg.EnvVar(...)` so the Dagster UI shows the variable's name,
+    never its value.
+    """
+
+    region: str = Field(
+        default="us",
+        description="Pendo region: us, us1, eu, jp or au. A key works only in its own region.",
+    )
+    integration_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="Integration key with write access, for visitor and account metadata.",
+    )
+    track_event_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="The app's Track Event shared secret, for track events only.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Replaces the region's host on every call (proxy, local sandbox).",
+    )
+    max_requests_per_second: float = Field(
+        default=100.0, description="Cap on requests per second from one client."
+    )
+    timeout_seconds: float = Field(default=30.0, description="Timeout of a single request.")
+    max_attempts: int = Field(default=5, description="Attempts per request before giving up.")
+    retry_budget_seconds: float = Field(
+        default=120.0, description="Total time one request may spend retrying."
+    )
+    batch_size: int = Field(default=1000, description="Metadata records per request.")
+    max_connections: int = Field(default=32, description="Size of the shared connection pool.")
+
+    def get_client(self) -> PendoClient:
+        """A new client; close it (or use it as a context manager) when the step is done."""
+        return PendoClient(
+            region=self.region,
+            integration_key=self.integration_key,
+            track_event_secret=self.track_event_secret,
+            base_url=self.base_url,
+            timeout_seconds=self.timeout_seconds,
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts, total_budget_seconds=self.retry_budget_seconds
+            ),
+            max_requests_per_second=self.max_requests_per_second,
+            max_connections=self.max_connections,
+            batch_size=self.batch_size,
+        )
+
+
+def _env_or_none(name: str) -> dg.EnvVar | None:
+    """An EnvVar only for variables that are set, so an unused credential may stay unset."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def pendo_resource_from_env() -> PendoResource:
+    """The resource as the README's environment variables describe it."""
+    return PendoResource(
+        region=os.environ.get("PENDO_REGION") or "us",
+        integration_key=_env_or_none("PENDO_INTEGRATION_KEY"),
+        track_event_secret=_env_or_none("PENDO_TRACK_EVENT_SECRET"),
+        base_url=os.environ.get("PENDO_BASE_URL") or None,
+        max_requests_per_second=float(os.environ.get("PENDO_MAX_REQUESTS_PER_SECOND") or 100),
+    )
