@@ -1,0 +1,1 @@
+"""The demo: an embedded SQLite warehouse, the sandbox, and every sync run through Dagster."""

@@ -1,0 +1,1 @@
+"""The sync engine: mapping, validation, batching, delivery and row results. No Dagster."""
