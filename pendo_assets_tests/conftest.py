@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import getpass
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from pendo_assets.sandbox import SandboxConfig, SandboxServer
 
@@ -67,3 +76,156 @@ def sandbox_http(sandbox: SandboxServer) -> Iterator[httpx.Client]:
     # verify=False: plain HTTP on loopback, and loading CA certificates costs ~40 ms a client.
     with httpx.Client(base_url=sandbox.url, timeout=10, verify=False) as client:
         yield client
+
+
+# -- warehouses: the local PostgreSQL server and SQLite files ----------------------------------
+
+_PG_HOST, _PG_PORT, _PG_DATABASE = "127.0.0.1", 5432, "test"
+
+
+def _postgres_user() -> str | None:
+    """The first of ``postgres`` and the OS user that can open the ``test`` database.
+
+    Creates that database when the server answers but lacks it.
+    """
+    import psycopg
+
+    for user in dict.fromkeys(["postgres", getpass.getuser()]):
+        params = {"host": _PG_HOST, "port": _PG_PORT, "user": user, "connect_timeout": 3}
+        try:
+            psycopg.connect(dbname=_PG_DATABASE, **params).close()
+            return user
+        except psycopg.OperationalError as exc:
+            if f'database "{_PG_DATABASE}" does not exist' not in str(exc):
+                continue
+        try:
+            with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+                conn.execute(f"CREATE DATABASE {_PG_DATABASE}")
+            return user
+        except psycopg.Error:
+            continue
+    return None
+
+
+def _start_postgres() -> str:
+    """Start the local cluster once; what happened, for the skip or failure message."""
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) or ["?"]
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`{' '.join(command)}` could not run: {exc}"
+    for _ in range(30):
+        if _postgres_user() is not None:
+            break
+        time.sleep(0.5)
+    return f"`{' '.join(command)}` exited {done.returncode}: {(done.stderr or done.stdout).strip()}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A SQLAlchemy URL for the ``test`` database of the local PostgreSQL (trust auth).
+
+    Starts the server once if it is down. If it still cannot be reached the test is skipped,
+    loudly, except under CI=true where it fails: CI must never skip the PostgreSQL tests.
+    """
+    user = _postgres_user()
+    attempt = ""
+    if user is None:
+        attempt = _start_postgres()
+        user = _postgres_user()
+    if user is None:
+        reason = (
+            f"PostgreSQL NOT REACHABLE at {_PG_HOST}:{_PG_PORT}/{_PG_DATABASE} as postgres or "
+            f"the OS user ({attempt}); the PostgreSQL warehouse tests did NOT run"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return f"postgresql+psycopg://{user}@{_PG_HOST}:{_PG_PORT}/{_PG_DATABASE}"
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh, uniquely named schema in the test database, dropped (CASCADE) afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateSchema(name))
+        yield name
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.DropSchema(name, cascade=True, if_exists=True))
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLAlchemy URL for a new SQLite file (created on first connection)."""
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@dataclass
+class WarehouseDb:
+    """One test warehouse: ``engine`` is what the code under test reads with, ``writer`` sets up.
+
+    The reader cannot write (a read-only SQLite URI, ``default_transaction_read_only`` on
+    PostgreSQL), so every test also shows the warehouse code never writes. On PostgreSQL the
+    reader's session time zone is America/New_York, so a test passes only if UTC days are used,
+    and its search_path is the test's own schema, so tables need no schema prefix.
+    """
+
+    backend: str
+    engine: Any
+    writer: Any
+    schema: str | None = None
+
+    def create(self, name: str, *columns: Any, rows: Sequence[Mapping[str, Any]] = ()) -> Any:
+        """Create table ``name`` with SQLAlchemy ``columns`` and insert ``rows``."""
+        table = sa.Table(name, sa.MetaData(), *columns, schema=self.schema)
+        table.create(self.writer)
+        self.insert(table, rows)
+        return table
+
+    def insert(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            with self.writer.begin() as conn:
+                conn.execute(table.insert(), [dict(row) for row in rows])
+
+    def execute(self, sql: str) -> None:
+        """Run setup SQL as the writer (in the test's schema on PostgreSQL)."""
+        with self.writer.begin() as conn:
+            if self.schema:
+                conn.exec_driver_sql(f"SET LOCAL search_path TO {self.schema}")
+            conn.exec_driver_sql(sql)
+
+
+def _postgres_reader(postgres_url: str, schema: str | None, **options: str) -> Any:
+    """An engine on the test database with New York session time and ``-c`` ``options``."""
+    settings = {"timezone": "America/New_York", **options}
+    if schema:
+        settings.setdefault("search_path", schema)
+    flags = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    return sa.create_engine(postgres_url, connect_args={"options": flags})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_db(request: pytest.FixtureRequest) -> Iterator[WarehouseDb]:
+    """The same warehouse test on SQLite and on PostgreSQL (see ``WarehouseDb``)."""
+    if request.param == "sqlite":
+        writer = sa.create_engine(request.getfixturevalue("sqlite_url"))
+        with writer.connect():  # creates the file, so the read-only reader can open it
+            pass
+        reader = sa.create_engine(f"sqlite:///file:{writer.url.database}?mode=ro&uri=true")
+        db = WarehouseDb("sqlite", reader, writer)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = request.getfixturevalue("pg_schema")
+        reader = _postgres_reader(url, schema, default_transaction_read_only="on")
+        db = WarehouseDb("postgres", reader, sa.create_engine(url), schema)
+    try:
+        yield db
+    finally:
+        db.engine.dispose()
+        db.writer.dispose()

@@ -1,0 +1,341 @@
+"""Reading a sync's rows out of the warehouse, one UTC day at a time, and never writing to it.
+
+A source is a table (``schema.table`` allowed) or a SELECT. Every statement is built with
+SQLAlchemy constructs, so table and column names are quoted by the dialect (spaces, upper case,
+reserved words) and no config value is ever formatted into SQL; a query source is wrapped as a
+subquery from which only the needed columns are selected.
+
+What the partition column holds is learnt from one sample value (see ``partition_kinds``):
+timestamps (aware or naive UTC), dates, ISO-8601 text or epoch numbers. The day is cut with a
+sargable condition on the bare column; for text the SQL only narrows and pandas cuts exactly.
+
+Connections are read-only on PostgreSQL and every transaction is rolled back. Failures become a
+``WarehouseError`` naming the source and the column, with the URL's password hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from .partition_kinds import (
+    ISO_TEXT,
+    CursorError,
+    PartitionKind,
+    kind_of,
+    parse_iso_text,
+    partition_window,
+)
+from .spec import SourceSpec
+
+__all__ = [
+    "WarehouseError",
+    "changed_partitions",
+    "count_partition",
+    "partition_window",
+    "read_partition",
+]
+
+#: The alias a query source gets as a subquery.
+QUERY_ALIAS = "pendo_source"
+#: How many more values to look at before calling a text partition column "not timestamps".
+_TEXT_SAMPLE = 100
+# SQLAlchemy's own pattern for ``:name`` bind parameters in text(); escaped so query text
+# such as ``'a :b'`` reaches the database verbatim (the compiler unescapes ``\:``).
+_BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot give a sync its rows; the message names the source, column and why."""
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+def read_partition(
+    engine: sa.Engine, source: SourceSpec, columns: Sequence[str], partition_key: str
+) -> pd.DataFrame:
+    """The rows whose partition column falls in the UTC day ``partition_key``.
+
+    Only ``columns``, in that order, ordered by the partition column (ties keep the order the
+    warehouse gave), with a fresh RangeIndex. Values are exactly what the driver returned
+    (object columns: no NaN for NULL, no float for a nullable int, text timestamps stay text).
+    """
+    start, end = partition_window(partition_key)
+    wanted = list(columns)
+    needed = list(dict.fromkeys([*wanted, source.partition_column]))
+    table = _selectable(source, needed)
+    column = table.c[source.partition_column]
+    with _reading(engine, source, needed) as conn:
+        kind = _partition_kind(conn, source, table, needed)
+        if kind is None:
+            rows: list[tuple[Any, ...]] = []
+        else:
+            booleans = _boolean_columns(conn, source, needed)
+            statement = (
+                sa.select(
+                    *(
+                        sa.type_coerce(table.c[name], sa.Boolean()).label(name)
+                        if name in booleans
+                        else table.c[name]
+                        for name in needed
+                    )
+                )
+                .where(kind.day_filter(column, start, end))
+                .order_by(column)
+            )
+            rows = [tuple(row) for row in conn.execute(statement)]
+    frame = pd.DataFrame(rows, columns=needed, dtype=object)
+    if kind is not None and kind.approximate_in_sql:
+        instants = kind.instants(frame[source.partition_column])
+        inside = instants[(instants >= start) & (instants < end)]
+        frame = frame.loc[inside.sort_values(kind="stable").index]
+    return frame[wanted].reset_index(drop=True)
+
+
+def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -> int:
+    """How many rows ``read_partition`` would return for the day, without fetching them.
+
+    Counted by the warehouse; for a text column only the partition column of the narrowed
+    candidates is fetched, and counted once parsed.
+    """
+    start, end = partition_window(partition_key)
+    needed = [source.partition_column]
+    table = _selectable(source, needed)
+    column = table.c[source.partition_column]
+    with _reading(engine, source, needed) as conn:
+        kind = _partition_kind(conn, source, table, needed)
+        if kind is None:
+            return 0
+        condition = kind.day_filter(column, start, end)
+        if not kind.approximate_in_sql:
+            counting = sa.select(sa.func.count()).select_from(table).where(condition)
+            return int(conn.execute(counting).scalar_one())
+        values = conn.execute(sa.select(column).where(condition)).scalars().all()
+    instants = kind.instants(values)
+    return int(((instants >= start) & (instants < end)).sum())
+
+
+def changed_partitions(
+    engine: sa.Engine, source: SourceSpec, cursor: str | None
+) -> tuple[list[str], str | None]:
+    """The UTC days holding rows whose partition column is beyond ``cursor``, and the new cursor.
+
+    Days are sorted ``YYYY-MM-DD`` keys; with no cursor every row counts. The new cursor is the
+    greatest partition value seen: ISO-8601 for timestamps and text (text in UTC), digits for
+    epoch numbers. When nothing is new: ``([], cursor)``. Only the partition column of the rows
+    beyond the cursor is fetched.
+    """
+    needed = [source.partition_column]
+    table = _selectable(source, needed)
+    column = table.c[source.partition_column]
+    with _reading(engine, source, needed) as conn:
+        kind = _partition_kind(conn, source, table, needed)
+        if kind is None:
+            return [], cursor
+        if cursor is None:
+            condition = column.is_not(None)
+        else:
+            try:
+                condition = kind.after_filter(column, cursor)
+            except CursorError as exc:
+                raise WarehouseError(
+                    f"{exc} (partition column {source.partition_column!r} of "
+                    f"{_describe(source)} holds {kind.label})"
+                ) from exc
+        fetched = conn.execute(sa.select(column).where(condition)).scalars().all()
+        values = pd.Series(fetched, dtype=object)
+    instants = kind.instants(values)
+    seen = instants.notna()
+    if cursor is not None and kind.approximate_in_sql:
+        seen &= instants > kind.cursor_instant(cursor)
+    if not seen.any():
+        return [], cursor
+    values, instants = values[seen], instants[seen]
+    days = sorted(set(instants.dt.strftime("%Y-%m-%d")))
+    return days, kind.cursor_of(list(values), instants)
+
+
+# -- building statements -----------------------------------------------------------------------
+
+
+def _selectable(source: SourceSpec, needed: Sequence[str]) -> sa.FromClause:
+    """The source as something to select ``needed`` from; names are quoted by the dialect."""
+    columns = [sa.column(name) for name in needed]
+    if source.table:
+        schema, name = source.schema_and_table
+        return sa.table(name, *columns, schema=schema)
+    return _query_text(source).columns(*columns).subquery(QUERY_ALIAS)
+
+
+def _boolean_columns(conn: sa.Connection, source: SourceSpec, needed: Sequence[str]) -> set[str]:
+    """Declared BOOLEAN columns of a table source.
+
+    SQLite stores booleans as 0 and 1; reading them through SQLAlchemy's Boolean type gives
+    True and False back, as PostgreSQL's driver does on its own. Other types are left raw.
+    """
+    if not source.table:
+        return set()
+    schema, name = source.schema_and_table
+    return {
+        column["name"]
+        for column in sa.inspect(conn).get_columns(name, schema=schema)
+        if column["name"] in needed and isinstance(column["type"], sa.Boolean)
+    }
+
+
+def _query_text(source: SourceSpec) -> sa.TextClause:
+    assert source.query is not None
+    query = source.query.strip().rstrip(";").rstrip()
+    query = _BIND_PARAM.sub(lambda match: "\\" + match.group(0), query)
+    # The newline keeps the closing parenthesis out of a trailing ``-- comment``.
+    return sa.text(query + "\n")
+
+
+def _partition_kind(
+    conn: sa.Connection,
+    source: SourceSpec,
+    table: sa.FromClause,
+    needed: Sequence[str],
+) -> PartitionKind | None:
+    """What the partition column holds, from one non-null value; None if it has none.
+
+    The probe selects every needed column, so a missing one fails here, before any real read.
+    """
+    column = table.c[source.partition_column]
+    probe = sa.select(*(table.c[name] for name in needed)).where(column.is_not(None)).limit(1)
+    row = conn.execute(probe).first()
+    if row is None:
+        return None
+    sample = row[list(needed).index(source.partition_column)]
+    kind = kind_of(sample)
+    where = f"partition column {source.partition_column!r} of {_describe(source)}"
+    if kind is None:
+        raise WarehouseError(
+            f"{where} holds {type(sample).__name__} values such as {_short(repr(sample))}; "
+            "expected timestamps, dates, ISO-8601 text or epoch numbers"
+        )
+    if kind is ISO_TEXT and parse_iso_text([sample]).isna().all():
+        more = sa.select(column).where(column.is_not(None)).limit(_TEXT_SAMPLE)
+        if parse_iso_text(conn.execute(more).scalars().all()).isna().all():
+            raise WarehouseError(
+                f"{where} holds text that is not an ISO-8601 timestamp, such as "
+                f"{_short(repr(sample))}; expected e.g. '2026-11-03T10:00:00Z'"
+            )
+    return kind
+
+
+# -- connections and errors --------------------------------------------------------------------
+
+
+@contextmanager
+def _reading(
+    engine: sa.Engine, source: SourceSpec, needed: Sequence[str]
+) -> Iterator[sa.Connection]:
+    """A connection that cannot write (PostgreSQL) and never commits; errors made readable."""
+    try:
+        conn = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise WarehouseError(
+            f"cannot connect to the warehouse {_url(engine)} to read {_describe(source)}: "
+            f"{_reason(exc, engine)}"
+        ) from exc
+    with conn:  # closing rolls back: nothing is ever committed
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(postgresql_readonly=True)
+        try:
+            yield conn
+            return
+        except sa.exc.DBAPIError as exc:
+            failure = exc
+    # Diagnosed on a fresh connection: the failed one may be in an aborted transaction.
+    raise _diagnosis(engine, source, needed, failure) from failure
+
+
+def _diagnosis(
+    engine: sa.Engine, source: SourceSpec, needed: Sequence[str], failure: sa.exc.DBAPIError
+) -> WarehouseError:
+    """The clearest account of a failed read: a missing table or column if that is what it is."""
+    problem = None
+    try:
+        with engine.connect() as conn:
+            if source.table:
+                problem = _table_problem(conn, engine, source, needed)
+            else:
+                problem = _query_problem(conn, source, needed)
+    except sa.exc.SQLAlchemyError:
+        problem = None
+    if problem is None:
+        problem = (
+            f"cannot read {_describe(source)} (partition column {source.partition_column!r}) "
+            f"from {_url(engine)}: {_reason(failure, engine)}"
+        )
+    return WarehouseError(problem)
+
+
+def _table_problem(
+    conn: sa.Connection, engine: sa.Engine, source: SourceSpec, needed: Sequence[str]
+) -> str | None:
+    schema, name = source.schema_and_table
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(name, schema=schema):
+        there = sorted(inspector.get_table_names(schema) + inspector.get_view_names(schema))
+        listing = f"; tables there: {_listing(there)}" if there else ""
+        return f"{_describe(source)} not found in the warehouse {_url(engine)}{listing}"
+    available = [column["name"] for column in inspector.get_columns(name, schema=schema)]
+    return _missing_columns(source, needed, available)
+
+
+def _query_problem(conn: sa.Connection, source: SourceSpec, needed: Sequence[str]) -> str | None:
+    everything = (
+        sa.select(sa.literal_column("*"))
+        .select_from(_query_text(source).columns().subquery(QUERY_ALIAS))
+        .limit(0)
+    )
+    available = list(conn.execute(everything).keys())
+    return _missing_columns(source, needed, available)
+
+
+def _missing_columns(source: SourceSpec, needed: Sequence[str], available: list[str]) -> str | None:
+    missing = [name for name in needed if name not in available]
+    if not missing:
+        return None
+    what = ", ".join(
+        ("partition column " if name == source.partition_column else "column ") + repr(name)
+        for name in missing
+    )
+    return f"{_describe(source)} has no {what}; its columns are: {_listing(available)}"
+
+
+def _describe(source: SourceSpec) -> str:
+    if source.table:
+        return f"table {source.table!r}"
+    return f"query {_short(' '.join((source.query or '').split()), 120)!r}"
+
+
+def _url(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _reason(exc: sa.exc.DBAPIError, engine: sa.Engine) -> str:
+    """The driver's own first line, with the password masked should it ever appear."""
+    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
+    reason = " ".join(lines[0].split()) if lines else type(exc.orig or exc).__name__
+    password = engine.url.password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return reason
+
+
+def _listing(names: Sequence[str], limit: int = 30) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
