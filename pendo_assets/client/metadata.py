@@ -164,7 +164,8 @@ class MetadataBatchWriter:
             outcome = [RecordResult.accepted(r.id, retried=retried) for r in candidates]
         else:
             # Every candidate failed: attribution is exact; the reasons are Pendo's, verbatim.
-            detail = "; ".join(str(e) for e in errors) if errors else "no reason given"
+            distinct = dict.fromkeys(str(e) for e in errors)
+            detail = "; ".join(distinct) if distinct else "no reason given"
             outcome = [
                 RecordResult.failed(
                     r.id,

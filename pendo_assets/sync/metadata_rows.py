@@ -1,0 +1,88 @@
+"""From a partition's DataFrame to metadata records: ids, values, validation, last row wins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pendo_assets.client import MetadataRecord
+
+from .convert import to_identifiers, to_json_scalars
+from .results import RowFailure
+from .spec import AGENT_PREFIX, SyncSpec
+
+SUPERSEDED = "superseded by a later row for the same id"
+
+
+@dataclass
+class PreparedMetadata:
+    """Column-wise values of one partition, and the verdict on every row before sending."""
+
+    rows: int
+    ids: list[str | None]
+    custom: dict[str, list[object]]
+    agent: dict[str, list[object]]
+    sendable: np.ndarray  # row positions to send, in partition order
+    failures: dict[int, RowFailure] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    def records(self, group: str, positions: Sequence[int]) -> Iterator[MetadataRecord]:
+        """Build records only for the rows of one batch, so bodies never pile up in memory."""
+        columns = self.custom if group == "custom" else self.agent
+        for position in positions:
+            values = {name: column[position] for name, column in columns.items()}
+            yield MetadataRecord(self.ids[position], values)  # type: ignore[arg-type]
+
+    @property
+    def groups(self) -> list[str]:
+        return [g for g, cols in (("custom", self.custom), ("agent", self.agent)) if cols]
+
+
+def prepare_metadata(spec: SyncSpec, frame: pd.DataFrame) -> PreparedMetadata:
+    """Validate every row and pick the ones to send; the frame is in partition-column order."""
+    rows = len(frame)
+    failures: dict[int, RowFailure] = {}
+    ids = to_identifiers(frame[spec.id_column])
+    # Within a partition the last row for an id wins; earlier ones are skipped, not sent, and
+    # not judged either: only the winning row's values matter.
+    superseded = pd.Series(ids.values, dtype=object).duplicated(keep="last").to_numpy(copy=True)
+    superseded &= ~ids.invalid
+    skipped = {int(p): SUPERSEDED for p in np.flatnonzero(superseded)}
+    for position in np.flatnonzero(ids.invalid):
+        failures[int(position)] = RowFailure(
+            int(position), None, f"{spec.id_target} {ids.reason}", field=spec.id_target
+        )
+
+    custom: dict[str, list[object]] = {}
+    agent: dict[str, list[object]] = {}
+    for column, target in spec.mapping.items():
+        if target == spec.id_target:
+            continue
+        converted = to_json_scalars(frame[column])
+        name = target.removeprefix(AGENT_PREFIX)
+        (agent if target.startswith(AGENT_PREFIX) else custom)[name] = converted.values
+        for position in np.flatnonzero(converted.invalid & ~superseded):
+            failures.setdefault(
+                int(position),
+                RowFailure(
+                    int(position),
+                    ids.values[position],
+                    f"column {column!r}: {converted.reason}",
+                    field=target,
+                ),
+            )
+
+    sendable = ~superseded
+    sendable[list(failures)] = False
+    return PreparedMetadata(
+        rows=rows,
+        ids=ids.values,
+        custom=custom,
+        agent=agent,
+        sendable=np.flatnonzero(sendable),
+        failures=failures,
+        skipped=skipped,
+    )

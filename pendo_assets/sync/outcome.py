@@ -1,0 +1,89 @@
+"""Collects per-row delivery results from many threads and decides when to stop sending."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pendo_assets.client import FailureKind, PendoAuthError, RecordResult
+
+from .results import RowFailure, SyncReport
+
+# This many work items in a row failing with an exhausted retry budget means Pendo is down:
+# stop instead of spending the budget again on every remaining batch.
+UNAVAILABLE_STREAK_TO_ABORT = 3
+
+
+class SyncAborted(Exception):
+    """The whole sync stopped (bad credentials, Pendo unreachable); rows not sent are failed."""
+
+    def __init__(self, message: str, *, report: SyncReport, retryable: bool) -> None:
+        super().__init__(message)
+        self.report = report
+        self.retryable = retryable  # False when retrying cannot help (refused credentials)
+
+
+@dataclass
+class DeliveryOutcome:
+    """Thread-safe verdicts per row position: sent, failed (with why) or not sent at all."""
+
+    rows: int
+    sent: np.ndarray = field(init=False)  # bool per row
+    retried: np.ndarray = field(init=False)  # bool per row
+    failed: dict[int, RowFailure] = field(default_factory=dict)
+    abort_reason: str | None = None
+    abort_cause: BaseException | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _unavailable_streak: int = 0
+
+    def __post_init__(self) -> None:
+        self.sent = np.zeros(self.rows, dtype=bool)
+        self.retried = np.zeros(self.rows, dtype=bool)
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort_reason is not None
+
+    def add(self, position: int, result: RecordResult) -> None:
+        """Fold one record result into its row; a row with several requests needs all to pass."""
+        with self._lock:
+            if result.retried:
+                self.retried[position] = True
+            if result.ok:
+                self.sent[position] = position not in self.failed
+            else:
+                self.sent[position] = False
+                self.failed.setdefault(
+                    position,
+                    RowFailure(
+                        position,
+                        result.record_id,
+                        result.reason or "failed",
+                        field=result.field,
+                        http_status=result.status,
+                    ),
+                )
+
+    def note_item(self, results: list[RecordResult]) -> None:
+        """Track runs of unavailable work items; enough of them abort the sync."""
+        with self._lock:
+            if results and all(r.kind == FailureKind.UNAVAILABLE for r in results):
+                self._unavailable_streak += 1
+                if self._unavailable_streak >= UNAVAILABLE_STREAK_TO_ABORT and not self.aborted:
+                    self.abort_reason = (
+                        f"Pendo unreachable: {UNAVAILABLE_STREAK_TO_ABORT} requests in a row "
+                        f"exhausted their retries; last: {results[0].reason}"
+                    )
+            else:
+                self._unavailable_streak = 0
+
+    def abort(self, reason: str, cause: BaseException | None = None) -> None:
+        with self._lock:
+            if not self.aborted:
+                self.abort_reason = reason
+                self.abort_cause = cause
+
+    def abort_on_auth(self, error: PendoAuthError) -> None:
+        self.abort(str(error), error)

@@ -1,0 +1,105 @@
+"""Sends prepared track events: a bounded pool, each visitor's events at least a second apart.
+
+Pendo accepts one event per visitor per second. Waiting per visitor (not globally) keeps the
+pool busy with other visitors' events; the gap is timed from the previous event's response,
+not its send, because that is when Pendo has surely seen it (timing from the send was measured
+to produce pacing violations).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from pendo_assets.client import PendoAuthError, PendoClient
+
+from .outcome import DeliveryOutcome
+from .track_rows import PreparedEvents
+
+DEFAULT_VISITOR_GAP_SECONDS = 1.05
+
+
+def _queues_by_visitor(prepared: PreparedEvents) -> dict[str, deque[int]]:
+    """Each visitor's sendable events in timestamp order."""
+    positions = prepared.sendable
+    visitors = np.array([prepared.visitor_ids[p] for p in positions], dtype=object)
+    stamps = np.array([prepared.timestamps[p] for p in positions], dtype=np.int64)
+    queues: dict[str, deque[int]] = {}
+    for index in np.lexsort((stamps, visitors.astype(str))):
+        queues.setdefault(visitors[index], deque()).append(int(positions[index]))
+    return queues
+
+
+def deliver_events(
+    client: PendoClient,
+    prepared: PreparedEvents,
+    *,
+    max_in_flight: int,
+    visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> DeliveryOutcome:
+    outcome = DeliveryOutcome(prepared.rows)
+    queues = _queues_by_visitor(prepared)
+    order = itertools.count()
+    ready: list[tuple[float, int, str]] = [(0.0, next(order), v) for v in queues]
+    heapq.heapify(ready)
+    condition = threading.Condition()
+    in_flight = 0
+
+    def next_event() -> tuple[str, int] | None:
+        nonlocal in_flight
+        with condition:
+            while not outcome.aborted:
+                if not ready:
+                    if in_flight == 0:
+                        return None
+                    condition.wait()
+                    continue
+                ready_at, _, visitor = ready[0]
+                delay = ready_at - clock()
+                if delay > 0:
+                    condition.wait(delay)
+                    continue
+                heapq.heappop(ready)
+                in_flight += 1
+                return visitor, queues[visitor].popleft()
+            return None
+
+    def finished(visitor: str) -> None:
+        nonlocal in_flight
+        with condition:
+            in_flight -= 1
+            if queues[visitor]:
+                heapq.heappush(ready, (clock() + visitor_gap_seconds, next(order), visitor))
+            condition.notify_all()
+
+    def worker() -> None:
+        while (job := next_event()) is not None:
+            visitor, position = job
+            try:
+                result = client.send_track_event(prepared.event(position))
+            except PendoAuthError as error:
+                outcome.abort_on_auth(error)
+            except Exception as error:  # a bug must stop the sync, not hang or vanish
+                outcome.abort(f"internal error while sending events: {error!r}", error)
+            else:
+                outcome.add(position, result)
+                outcome.note_item([result])
+            finally:
+                finished(visitor)
+
+    threads = [
+        threading.Thread(target=worker, name=f"pendo-track-{i}", daemon=True)
+        for i in range(max(1, min(max_in_flight, len(queues))))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcome

@@ -1,0 +1,185 @@
+"""From a partition's DataFrame to track events: required fields, timestamps, properties."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pendo_assets.client import TrackEvent
+
+from .convert import to_epoch_ms, to_identifiers, to_json_scalars
+from .field_names import name_problem
+from .results import RowFailure
+from .spec import TRACK_PLACES, SyncSpec
+
+MAX_PROPERTIES_BYTES = 512
+PROCESSING_WINDOW_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass
+class PreparedEvents:
+    rows: int
+    visitor_ids: list[str | None]
+    events: list[Any]
+    timestamps: list[int | None]
+    account_ids: list[Any]
+    properties: list[dict[str, Any] | None]
+    context: dict[str, list[Any]]
+    sendable: np.ndarray
+    failures: dict[int, RowFailure] = field(default_factory=dict)
+    older_than_window: int = 0
+
+    def event(self, position: int) -> TrackEvent:
+        context = {
+            key: values[position]
+            for key, values in self.context.items()
+            if values[position] is not None
+        }
+        return TrackEvent(
+            event=self.events[position],
+            visitor_id=self.visitor_ids[position],  # type: ignore[arg-type]
+            timestamp=self.timestamps[position],  # type: ignore[arg-type]
+            account_id=self.account_ids[position],
+            properties=self.properties[position],
+            context=context,
+            record_id=self.visitor_ids[position],
+        )
+
+
+def _parse_properties(value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object column value (dict or JSON text) as a dict, or why it is not one."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None, None
+    if isinstance(value, str):
+        if not value.strip():
+            return None, None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None, "is not valid JSON"
+    if not isinstance(value, dict):
+        return None, "is not a JSON object"
+    return value, None
+
+
+def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> PreparedEvents:
+    rows = len(frame)
+    failures: dict[int, RowFailure] = {}
+
+    def fail(mask: np.ndarray, target: str, reason: str, ids: list[Any]) -> None:
+        for position in np.flatnonzero(mask):
+            p = int(position)
+            failures.setdefault(p, RowFailure(p, ids[p], reason, field=target))
+
+    visitors = to_identifiers(frame[spec.column_for("visitorId")])
+    fail(visitors.invalid, "visitorId", f"visitorId {visitors.reason}", visitors.values)
+    ids = visitors.values
+    names = to_identifiers(frame[spec.column_for("event")])
+    fail(names.invalid, "event", "event name is missing or empty", ids)
+    stamps = to_epoch_ms(frame[spec.column_for("timestamp")])
+    fail(stamps.invalid, "timestamp", f"timestamp {stamps.reason}", ids)
+
+    account_column = spec.column_for("accountId")
+    if account_column is None:
+        accounts: list[Any] = [None] * rows
+    else:
+        converted = to_identifiers(frame[account_column])
+        accounts = [
+            None if bad else v for v, bad in zip(converted.values, converted.invalid, strict=True)
+        ]
+
+    context: dict[str, list[Any]] = {}
+    extra: dict[str, list[Any]] = {}
+    for column, target in spec.mapping.items():
+        if target in ("visitorId", "event", "timestamp", "accountId", "properties"):
+            continue
+        converted = to_json_scalars(frame[column])
+        fail(converted.invalid, target, f"column {column!r}: {converted.reason}", ids)
+        place = TRACK_PLACES.get(target)
+        if place is not None:
+            context[place[1]] = converted.values
+        else:
+            extra[target] = converted.values
+
+    properties = _merge_properties(spec, frame, extra, ids, failures)
+    sendable = np.ones(rows, dtype=bool)
+    sendable[list(failures)] = False
+    timestamps = stamps.values
+    old = sum(
+        1
+        for p in np.flatnonzero(sendable)
+        if timestamps[p] is not None and timestamps[p] < now_ms - PROCESSING_WINDOW_MS
+    )
+    return PreparedEvents(
+        rows=rows,
+        visitor_ids=ids,
+        events=names.values,
+        timestamps=timestamps,
+        account_ids=accounts,
+        properties=properties,
+        context=context,
+        sendable=np.flatnonzero(sendable),
+        failures=failures,
+        older_than_window=old,
+    )
+
+
+def _merge_properties(
+    spec: SyncSpec,
+    frame: pd.DataFrame,
+    extra: dict[str, list[Any]],
+    ids: list[Any],
+    failures: dict[int, RowFailure],
+) -> list[dict[str, Any] | None]:
+    """The JSON `properties` column merged with the mapped property columns (which win)."""
+    json_column = spec.column_for("properties")
+    rows = len(frame)
+    base: list[Any] = (
+        frame[json_column].to_numpy(dtype=object, na_value=None).tolist()
+        if json_column is not None
+        else [None] * rows
+    )
+    merged: list[dict[str, Any] | None] = [None] * rows
+    extra_items = list(extra.items())
+    for position in range(rows):
+        if position in failures:
+            continue
+        parsed, problem = _parse_properties(base[position])
+        if problem:
+            failures[position] = RowFailure(
+                position, ids[position], f"column {json_column!r} {problem}", field="properties"
+            )
+            continue
+        props = dict(parsed) if parsed else {}
+        for name, values in extra_items:
+            props[name] = values[position]
+        if not props and parsed is None and not extra_items:
+            continue
+        problem = _properties_problem(props)
+        if problem:
+            name, reason = problem
+            failures[position] = RowFailure(position, ids[position], reason, field=name)
+            continue
+        merged[position] = props
+    return merged
+
+
+def _properties_problem(props: dict[str, Any]) -> tuple[str, str] | None:
+    for name in props:
+        problem = name_problem(name)
+        if problem:
+            return name, f"event property {problem}; Pendo would hide it"
+    try:
+        size = len(json.dumps(props, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError):
+        return "properties", "properties are not JSON-serialisable"
+    if size > MAX_PROPERTIES_BYTES:
+        return (
+            "properties",
+            f"properties are {size} bytes; Pendo drops those over {MAX_PROPERTIES_BYTES} bytes",
+        )
+    return None
