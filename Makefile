@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format sandbox clean
+.PHONY: install test lint format sandbox demo dev clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The main job: demo warehouse -> Dagster (real instance in .dagster_home) -> local Pendo sandbox.
+demo: $(STAMP)
+	$(BIN)/python -m pendo_assets.demo
+
+# The sandbox plus `dagster dev` on the same data: http://127.0.0.1:3000
+dev: $(STAMP)
+	$(BIN)/python -m pendo_assets.demo --dev
 
 # A local Pendo sandbox on port 8787 with the demo's fields, for trying a mapping by hand.
 sandbox: $(STAMP)

@@ -46,6 +46,7 @@ def test_demo_config_declares_the_demo_fields() -> None:
     assert config.track_event_secret == "demo-track-secret"
     assert config.fields == {
         "visitor": {
+            "accountId": "string",
             "plan": "string",
             "seats": "number",
             "is_trial": "boolean",

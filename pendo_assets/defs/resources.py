@@ -8,8 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from pendo_assets.client import PendoClient, RetryPolicy
-
-SECRET_ENV_VARS = ("PENDO_INTEGRATION_KEY", "PENDO_TRACK_EVENT_SECRET")
+from pendo_assets.sync.engine import DEFAULT_MAX_IN_FLIGHT
 
 
 class PendoResource(dg.ConfigurableResource):
@@ -47,6 +46,10 @@ class PendoResource(dg.ConfigurableResource):
     )
     batch_size: int = Field(default=1000, description="Metadata records per request.")
     max_connections: int = Field(default=32, description="Size of the shared connection pool.")
+    max_in_flight: int = Field(
+        default=DEFAULT_MAX_IN_FLIGHT,
+        description="Most requests in flight at once within one sync step.",
+    )
 
     def get_client(self) -> PendoClient:
         """A new client; close it (or use it as a context manager) when the step is done."""
@@ -78,4 +81,5 @@ def pendo_resource_from_env() -> PendoResource:
         track_event_secret=_env_or_none("PENDO_TRACK_EVENT_SECRET"),
         base_url=os.environ.get("PENDO_BASE_URL") or None,
         max_requests_per_second=float(os.environ.get("PENDO_MAX_REQUESTS_PER_SECOND") or 100),
+        max_in_flight=int(os.environ.get("PENDO_MAX_IN_FLIGHT") or DEFAULT_MAX_IN_FLIGHT),
     )

@@ -1,0 +1,57 @@
+"""The two databases a sync touches: the warehouse it reads and the state it writes."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field, PrivateAttr
+
+from pendo_assets.sync.failure_store import FailureStore
+
+
+def masked(url: str) -> str:
+    """The URL with any password hidden, for logs, errors and the UI."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL we can parse: show nothing of it
+        return "<unparseable database URL>"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse, read-only: sync assets only ever SELECT from it."""
+
+    url: str = Field(repr=False, description="SQLAlchemy URL of the warehouse.")
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    @property
+    def display_url(self) -> str:
+        return masked(self.url)
+
+    def get_engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+class SyncStateResource(dg.ConfigurableResource):
+    """Where sync state and failed rows live (`pendo_sync_failures`)."""
+
+    url: str = Field(repr=False, description="SQLAlchemy URL of the sync state database.")
+    _store: FailureStore | None = PrivateAttr(default=None)
+
+    @property
+    def display_url(self) -> str:
+        return masked(self.url)
+
+    def failure_store(self) -> FailureStore:
+        if self._store is None:
+            self._store = FailureStore(sa.create_engine(self.url, pool_pre_ping=True))
+        return self._store
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()

@@ -1,0 +1,225 @@
+"""The two assets of one sync: `warehouse/<name>` reads a partition, `pendo/<name>` pushes it."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from pendo_assets.client import MissingCredentialError, PendoConfigError
+from pendo_assets.sync.convert import to_identifiers
+from pendo_assets.sync.engine import SyncOptions, run_sync
+from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.results import SyncReport
+from pendo_assets.sync.spec import SyncSpec
+from pendo_assets.sync.warehouse import WarehouseError, read_partition
+
+from .database_resources import SyncStateResource, WarehouseResource
+from .markdown import frame_preview
+from .resources import PendoResource
+
+IDS_CHECK = "identifiers_not_null"
+FAILURE_RATE_CHECK = "failure_rate"
+PENDO_POOL = "pendo_api"
+
+# A failed sync step is retried (Pendo outages are usually short); auth and config errors are not.
+SYNC_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def warehouse_key(spec: SyncSpec) -> dg.AssetKey:
+    return dg.AssetKey(["warehouse", spec.name])
+
+
+def pendo_key(spec: SyncSpec) -> dg.AssetKey:
+    return dg.AssetKey(["pendo", spec.name])
+
+
+def build_sync_assets(
+    spec: SyncSpec, partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    return [
+        _warehouse_asset(spec, partitions_def),
+        _pendo_asset(spec, partitions_def),
+    ]
+
+
+def _warehouse_asset(
+    spec: SyncSpec, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    key = warehouse_key(spec)
+    source = spec.source.table or "query"
+
+    @dg.asset(
+        key=key,
+        partitions_def=partitions_def,
+        group_name=spec.name,
+        kinds={"sql"},
+        description=f"Rows of `{source}` whose `{spec.source.partition_column}` falls in the "
+        "partition's UTC day, for the Pendo sync of the same name.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                IDS_CHECK,
+                asset=key,
+                blocking=True,
+                description=f"`{spec.id_column}` (Pendo's {spec.id_target}) is never null or "
+                "empty. Warns for a few bad rows; blocks the push when more than "
+                "max_failure_rate of the rows lack one.",
+            )
+        ],
+    )
+    def warehouse_rows(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+        try:
+            frame = read_partition(
+                warehouse.get_engine(), spec.source, spec.columns, context.partition_key
+            )
+        except WarehouseError as error:
+            raise dg.Failure(
+                description=f"sync {spec.name!r}: cannot read the warehouse "
+                f"({warehouse.display_url}): {error}",
+                allow_retries=False,
+            ) from None
+        yield dg.Output(
+            frame,
+            metadata={
+                "dagster/row_count": len(frame),
+                "preview": dg.MetadataValue.md(frame_preview(frame)),
+            },
+        )
+        yield _ids_check(spec, frame)
+
+    return warehouse_rows
+
+
+def _ids_check(spec: SyncSpec, frame: pd.DataFrame) -> dg.AssetCheckResult:
+    missing = int(to_identifiers(frame[spec.id_column]).invalid.sum()) if len(frame) else 0
+    share = missing / len(frame) if len(frame) else 0.0
+    severity = (
+        dg.AssetCheckSeverity.ERROR if share > spec.max_failure_rate else dg.AssetCheckSeverity.WARN
+    )
+    return dg.AssetCheckResult(
+        check_name=IDS_CHECK,
+        passed=missing == 0,
+        severity=severity,
+        metadata={
+            "rows": len(frame),
+            "missing_identifiers": missing,
+            "share": float(share),
+            "max_failure_rate": float(spec.max_failure_rate),
+        },
+        description=None
+        if missing == 0
+        else f"{missing} of {len(frame)} rows have no {spec.id_target} in `{spec.id_column}`",
+    )
+
+
+def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = pendo_key(spec)
+
+    @dg.asset(
+        key=key,
+        partitions_def=partitions_def,
+        ins={"frame": dg.AssetIn(key=warehouse_key(spec))},
+        pool=PENDO_POOL,
+        retry_policy=SYNC_RETRY_POLICY,
+        group_name=spec.name,
+        kinds={"pendo"},
+        description=f"{spec.object_type.replace('_', ' ').capitalize()} pushed to Pendo "
+        f"({spec.mode}).",
+        check_specs=[
+            dg.AssetCheckSpec(
+                FAILURE_RATE_CHECK,
+                asset=key,
+                description=f"Failed rows stay at or under {spec.max_failure_rate:.2%} of rows.",
+            )
+        ],
+    )
+    def pushed(
+        context: dg.AssetExecutionContext,
+        frame: pd.DataFrame,
+        pendo: PendoResource,
+        sync_state: SyncStateResource,
+    ) -> dg.MaterializeResult:
+        store = sync_state.failure_store()
+        try:
+            client = pendo.get_client()
+        except PendoConfigError as error:
+            raise dg.Failure(
+                description=f"sync {spec.name!r}: {error}", allow_retries=False
+            ) from None
+        try:
+            report = run_sync(
+                spec,
+                frame,
+                client,
+                partition_key=context.partition_key,
+                options=SyncOptions(max_in_flight=pendo.max_in_flight),
+                log=context.log,
+            )
+        except MissingCredentialError as error:
+            raise dg.Failure(
+                description=f"sync {spec.name!r}: {error}", allow_retries=False
+            ) from None
+        except SyncAborted as aborted:
+            _record(store, spec, context, aborted.report)
+            raise dg.Failure(
+                description=str(aborted),
+                metadata=_report_metadata(aborted.report),
+                allow_retries=aborted.retryable,
+            ) from None
+        finally:
+            client.close()
+        _record(store, spec, context, report)
+        for warning in report.warnings:
+            context.log.warning(warning)
+        return dg.MaterializeResult(
+            metadata=_report_metadata(report),
+            check_results=[_failure_rate_check(spec, report)],
+        )
+
+    return pushed
+
+
+def _record(
+    store: FailureStore, spec: SyncSpec, context: dg.AssetExecutionContext, report: SyncReport
+) -> None:
+    if report.failures:
+        store.record(
+            sync_name=spec.name,
+            partition_key=context.partition_key,
+            run_id=context.run.run_id,
+            failures=report.failures,
+        )
+
+
+def _report_metadata(report: SyncReport) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": report.rows,
+        "sent": report.sent,
+        "failed": report.failed,
+        "retried": report.retried,
+        "skipped": report.skipped,
+        "requests": report.requests,
+        "duration_seconds": round(report.duration_seconds, 3),
+        "records_per_second": round(report.records_per_second, 1),
+        "failures": dg.MetadataValue.md(report.failures_markdown()),
+    }
+    if report.warnings:
+        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in report.warnings))
+    return metadata
+
+
+def _failure_rate_check(spec: SyncSpec, report: SyncReport) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=FAILURE_RATE_CHECK,
+        passed=bool(np.less_equal(report.failure_rate, spec.max_failure_rate)),
+        metadata={
+            "failure_rate": float(report.failure_rate),
+            "max_failure_rate": float(spec.max_failure_rate),
+            "failed": report.failed,
+            "rows": report.rows,
+        },
+    )

@@ -1,0 +1,3 @@
+from pendo_assets.demo.run import main
+
+raise SystemExit(main())
