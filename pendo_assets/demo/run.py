@@ -63,10 +63,16 @@ def demo_environment(home: Path, sandbox: SandboxServer, config: SandboxConfig) 
     return env
 
 
+def dagster(*args: str, env: Mapping[str, str]) -> int:
+    """Run the venv's `dagster` CLI from the repository root; return its exit code."""
+    command = [str(Path(sys.executable).parent / "dagster"), *args]
+    return subprocess.run(command, env=dict(env), cwd=REPO_ROOT).returncode
+
+
 def materialize(partition: str, syncs: SyncsFile, env: Mapping[str, str]) -> int:
     selection = ",".join(f"+pendo/{sync.name}" for sync in syncs.syncs)
-    command = [
-        str(Path(sys.executable).parent / "dagster"),
+    print(f"\n== materializing partition {partition}: {selection}", flush=True)
+    return dagster(
         "asset",
         "materialize",
         "-m",
@@ -75,9 +81,8 @@ def materialize(partition: str, syncs: SyncsFile, env: Mapping[str, str]) -> int
         selection,
         "--partition",
         partition,
-    ]
-    print(f"\n== materializing partition {partition}: {selection}", flush=True)
-    return subprocess.run(command, env=dict(env), cwd=REPO_ROOT).returncode
+        env=env,
+    )
 
 
 def run_demo(home: Path, today: date) -> int:
@@ -139,18 +144,10 @@ def run_dev(home: Path, today: date, port: int) -> int:
     with SandboxServer(config) as sandbox:
         env = demo_environment(home, sandbox, config)
         print(f"Pendo sandbox at {sandbox.url} (state: {sandbox.url}/sandbox/state)")
-        command = [
-            str(Path(sys.executable).parent / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ]
         try:
-            return subprocess.run(command, env=env, cwd=REPO_ROOT).returncode
+            return dagster(
+                "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port), env=env
+            )
         except KeyboardInterrupt:
             return 0
 

@@ -21,7 +21,7 @@ from .track_rows import prepare_events
 
 logger = logging.getLogger("pendo_assets.sync")
 
-DEFAULT_MAX_IN_FLIGHT = 8
+DEFAULT_MAX_IN_FLIGHT = 16  # measured: see README, "Throughput"
 
 
 @dataclass(frozen=True)
