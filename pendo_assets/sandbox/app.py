@@ -45,6 +45,7 @@ class _Sandbox:
     # the pipeline every Pendo API request goes through ---------------------------------------
     def pendo(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            received_at = time.monotonic()  # arrival, before the body and any latency
             self.store.counters.requests += 1
             try:
                 # The body is read first, so a client that gives up during the latency
@@ -52,7 +53,7 @@ class _Sandbox:
                 # that nothing happened.
                 body = await request.body()
             except ClientDisconnect:
-                self._record(request, b"", None)
+                self._record(request, b"", None, received_at)
                 return Response(status_code=400)  # nobody is listening any more
             if self.config.latency_ms:
                 await asyncio.sleep(self.config.latency_ms / 1000)
@@ -63,27 +64,31 @@ class _Sandbox:
             else:
                 response = await handler(request, body)
             dropped = isinstance(response, DroppedResponse)
-            self._record(request, body, None if dropped else response.status_code)
+            self._record(request, body, None if dropped else response.status_code, received_at)
             return response
 
         return endpoint
 
-    def _record(self, request: Request, body: bytes, status: int | None) -> None:
-        """Count the status and log the request; ``status`` is None when nothing was answered."""
+    def _record(
+        self, request: Request, body: bytes, status: int | None, received_at: float
+    ) -> None:
+        """Count the status and log the request; ``status`` is None when nothing was answered.
+
+        ``received_at`` (``time.monotonic()`` at arrival) is served only with ``?timings=true``.
+        """
         if status is not None:
             self.store.counters.responses_by_status[status] += 1
-        self.store.log_request(
-            log_entry(
-                method=request.method,
-                path=request.url.path,
-                query=request.query_params,
-                headers=request.headers,
-                body=body,
-                status=status,
-                integration_key=self.config.integration_key,
-                track_event_secret=self.config.track_event_secret,
-            )
+        entry = log_entry(
+            method=request.method,
+            path=request.url.path,
+            query=request.query_params,
+            headers=request.headers,
+            body=body,
+            status=status,
+            integration_key=self.config.integration_key,
+            track_event_secret=self.config.track_event_secret,
         )
+        self.store.log_request({**entry, "received_at": received_at})
 
     def _refuse_credential(self, request: Request, expected: str, name: str) -> Response | None:
         """401 without the header, 403 with the wrong credential, None when it matches."""
@@ -161,7 +166,8 @@ class _Sandbox:
     async def state(self, request: Request) -> Response:
         flag = request.query_params.get("requests", "true").lower()
         include = flag not in ("false", "0", "no")
-        return JSONResponse(self.store.snapshot(include_requests=include))
+        timings = request.query_params.get("timings", "false").lower() in ("true", "1", "yes")
+        return JSONResponse(self.store.snapshot(include_requests=include, include_timings=timings))
 
     async def reset(self, request: Request) -> Response:
         self.store.reset()

@@ -175,9 +175,14 @@ class SandboxServer:
         self.stop()
 
     # control routes, for tests ------------------------------------------------------------
-    def state(self, requests: bool = True) -> dict[str, Any]:
-        """``GET /sandbox/state``: metadata, stored events, counters and (optionally) the log."""
-        response = self._control().get("/sandbox/state", params={"requests": str(requests).lower()})
+    def state(self, requests: bool = True, timings: bool = False) -> dict[str, Any]:
+        """``GET /sandbox/state``: metadata, stored events, counters and (optionally) the log.
+
+        With ``timings`` each log entry also has ``received_at``: ``time.monotonic()`` when the
+        request arrived (comparable with the caller's clock when the sandbox runs in-process).
+        """
+        params = {"requests": str(requests).lower(), "timings": str(timings).lower()}
+        response = self._control().get("/sandbox/state", params=params)
         response.raise_for_status()
         return response.json()
 

@@ -81,13 +81,25 @@ class SandboxStore:
     def log_request(self, entry: dict[str, Any]) -> None:
         self.request_log.append(entry)
 
-    def snapshot(self, include_requests: bool = True) -> dict[str, Any]:
-        """A JSON-ready deep copy of the state, so callers cannot mutate the store through it."""
+    def snapshot(
+        self, include_requests: bool = True, include_timings: bool = False
+    ) -> dict[str, Any]:
+        """A JSON-ready deep copy of the state, so callers cannot mutate the store through it.
+
+        Request-log entries carry ``received_at`` (monotonic seconds) only with ``include_timings``.
+        """
         state: dict[str, Any] = {
             "metadata": copy.deepcopy(self.metadata),
             "events": copy.deepcopy(self.events),
             "counters": self.counters.as_dict(),
         }
         if include_requests:
-            state["requests"] = copy.deepcopy(list(self.request_log))
+            state["requests"] = [
+                {
+                    key: copy.deepcopy(value)
+                    for key, value in entry.items()
+                    if include_timings or key != "received_at"
+                }
+                for entry in self.request_log
+            ]
         return state

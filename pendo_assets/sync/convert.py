@@ -71,8 +71,10 @@ def to_epoch_ms(column: pd.Series) -> Converted:
 def to_identifiers(column: pd.Series) -> Converted:
     """Ids as non-empty strings; integral floats (ints widened by a NULL) lose their `.0`."""
     if pd.api.types.is_float_dtype(column):
+        # inf is no identifier; past 2**53 a float is no exact integer and Int64 would refuse it
+        column = column.where(np.isfinite(column.to_numpy(dtype="float64", na_value=np.nan)))
         whole = column.dropna()
-        if (whole == whole.round()).all():
+        if (whole == whole.round()).all() and (whole.abs() < 2**53).all():
             column = column.astype("Int64")
     if pd.api.types.is_bool_dtype(column):
         text = pd.Series([None] * len(column), index=column.index, dtype=object)
@@ -99,7 +101,9 @@ def _scalar(value: Any) -> Any:
     """One object-column value as a JSON scalar, or _NOT_SCALAR."""
     if value is None or isinstance(value, str | bool):
         return value
-    if isinstance(value, np.generic):
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)  # .item() would give integer nanoseconds
+    elif isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool | int | str):
         return value
@@ -131,8 +135,9 @@ def to_json_scalars(column: pd.Series) -> Converted:
             column = column.astype("Int64")
         values = _plain(column.where(finite))
         return Converted(values, ~finite.to_numpy(dtype=bool), "value is not a finite number")
-    mapped = column.astype(object).map(_scalar)
-    invalid = mapped.map(lambda v: v is _NOT_SCALAR).to_numpy(dtype=bool)
-    values = mapped.to_numpy(dtype=object, na_value=None, copy=True)
-    values[invalid] = None
-    return Converted(values.tolist(), invalid, reason)
+    # A plain loop, not Series.map: map re-infers a dtype, so [1, None] became [1.0, nan] and
+    # integers past 2**53 lost digits.
+    mapped = [_scalar(value) for value in column.to_numpy(dtype=object)]
+    invalid = np.fromiter((v is _NOT_SCALAR for v in mapped), dtype=bool, count=len(mapped))
+    values = [None if v is _NOT_SCALAR else v for v in mapped]
+    return Converted(values, invalid, reason)

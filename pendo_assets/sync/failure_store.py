@@ -31,6 +31,12 @@ failures_table = sa.Table(
 )
 
 _INSERT_CHUNK = 5000
+# A field can be a bad property name straight from the data, of any length.
+_FIELD_LENGTH: int = failures_table.c.field.type.length  # type: ignore[attr-defined]
+
+
+def _clip(text: str | None, length: int) -> str | None:
+    return text if text is None or len(text) <= length else text[: length - 1] + "…"
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -79,7 +85,7 @@ class FailureStore:
                             "partition_key": partition_key,
                             "run_id": run_id,
                             "record_id": f.record_id,
-                            "field": f.field,
+                            "field": _clip(f.field, _FIELD_LENGTH),
                             "reason": f.reason,
                             "http_status": f.http_status,
                             "failed_at": failed_at,

@@ -57,7 +57,7 @@ def deliver_metadata(
     create: bool,
     max_in_flight: int,
 ) -> DeliveryOutcome:
-    outcome = DeliveryOutcome(prepared.rows)
+    outcome = DeliveryOutcome(prepared.rows, requests_per_row=len(prepared.groups))
 
     def work(item: WorkItem) -> None:
         group, positions = item
@@ -78,4 +78,5 @@ def deliver_metadata(
     run_bounded(
         _work_items(prepared, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
     )
+    outcome.finish()
     return outcome

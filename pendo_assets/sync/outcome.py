@@ -30,6 +30,7 @@ class DeliveryOutcome:
     """Thread-safe verdicts per row position: sent, failed (with why) or not sent at all."""
 
     rows: int
+    requests_per_row: int = 1  # metadata rows go in one request per group (custom, agent)
     sent: np.ndarray = field(init=False)  # bool per row
     retried: np.ndarray = field(init=False)  # bool per row
     failed: dict[int, RowFailure] = field(default_factory=dict)
@@ -37,10 +38,13 @@ class DeliveryOutcome:
     abort_cause: BaseException | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _unavailable_streak: int = 0
+    _items: int = 0
+    _last_unavailable: str | None = None
 
     def __post_init__(self) -> None:
         self.sent = np.zeros(self.rows, dtype=bool)
         self.retried = np.zeros(self.rows, dtype=bool)
+        self._accepted = np.zeros(self.rows, dtype=np.int16)  # requests that passed, per row
 
     @property
     def aborted(self) -> bool:
@@ -52,7 +56,13 @@ class DeliveryOutcome:
             if result.retried:
                 self.retried[position] = True
             if result.ok:
-                self.sent[position] = position not in self.failed
+                # Sent only once every request carrying the row passed: a row whose custom
+                # values went but whose agent request never ran (the sync stopped) is not sent.
+                self._accepted[position] += 1
+                self.sent[position] = (
+                    self._accepted[position] >= self.requests_per_row
+                    and position not in self.failed
+                )
             else:
                 self.sent[position] = False
                 self.failed.setdefault(
@@ -69,8 +79,10 @@ class DeliveryOutcome:
     def note_item(self, results: list[RecordResult]) -> None:
         """Track runs of unavailable work items; enough of them abort the sync."""
         with self._lock:
+            self._items += 1
             if results and all(r.kind == FailureKind.UNAVAILABLE for r in results):
                 self._unavailable_streak += 1
+                self._last_unavailable = results[0].reason
                 if self._unavailable_streak >= UNAVAILABLE_STREAK_TO_ABORT and not self.aborted:
                     self.abort_reason = (
                         f"Pendo unreachable: {UNAVAILABLE_STREAK_TO_ABORT} requests in a row "
@@ -78,6 +90,19 @@ class DeliveryOutcome:
                     )
             else:
                 self._unavailable_streak = 0
+
+    def finish(self) -> None:
+        """After delivery: when every request failed as unavailable, Pendo was down all along.
+
+        A sync too small to reach the streak above must stop (retryably) as well, not report
+        success with every row failed.
+        """
+        with self._lock:
+            if not self.aborted and self._items and self._unavailable_streak == self._items:
+                self.abort_reason = (
+                    f"Pendo unreachable: all {self._items} request(s) exhausted their retries; "
+                    f"last: {self._last_unavailable}"
+                )
 
     def abort(self, reason: str, cause: BaseException | None = None) -> None:
         with self._lock:

@@ -172,6 +172,10 @@ def _mapping_problems(spec: SyncSpec) -> list[str]:
     for target in REQUIRED_TARGETS[spec.object_type]:
         if target not in targets:
             problems.append(f"required field {target!r} is not mapped")
+    id_target = REQUIRED_TARGETS[spec.object_type][0]
+    if spec.object_type != TRACK_EVENTS and all(t == id_target for t in targets):
+        # With nothing to write no request is sent, and no row could ever be accounted for.
+        problems.append(f"mapping has no Pendo field to write besides {id_target!r}")
     seen: set[str] = set()
     for column, target in spec.mapping.items():
         if not isinstance(target, str):
@@ -289,5 +293,6 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
             description=raw.get("description"),
         )
     except SyncConfigError as exc:
-        message = str(exc).split(": ", 1)[1] if str(exc).startswith("sync ") else str(exc)
+        # SyncSpec prefixes its own label; drop it whole (a name may itself hold ": ").
+        message = str(exc).removeprefix(f"sync {raw.get('name')!r}: ")
         raise SyncConfigError(f"{where}: {message}") from None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pendo_assets.client import PendoAuthError, PendoClient
+from pendo_assets.client import MissingCredentialError, PendoAuthError, PendoClient
 
 from .outcome import DeliveryOutcome
 from .track_rows import PreparedEvents
@@ -86,6 +86,8 @@ def deliver_events(
                 result = client.send_track_event(prepared.event(position))
             except PendoAuthError as error:
                 outcome.abort_on_auth(error)
+            except MissingCredentialError as error:  # no secret configured: raised below
+                outcome.abort(str(error), error)
             except Exception as error:  # a bug must stop the sync, not hang or vanish
                 outcome.abort(f"internal error while sending events: {error!r}", error)
             else:
@@ -102,4 +104,8 @@ def deliver_events(
         thread.start()
     for thread in threads:
         thread.join()
+    if isinstance(outcome.abort_cause, MissingCredentialError):
+        # A configuration error, as for metadata: not a failed (and retryable) delivery.
+        raise outcome.abort_cause
+    outcome.finish()
     return outcome

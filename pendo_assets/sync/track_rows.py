@@ -174,7 +174,9 @@ def _properties_problem(props: dict[str, Any]) -> tuple[str, str] | None:
         if problem:
             return name, f"event property {problem}; Pendo would hide it"
     try:
-        size = len(json.dumps(props, separators=(",", ":"), allow_nan=False).encode())
+        # Measured as the UTF-8 bytes sent: ASCII escapes would count "é" as 6 bytes, not 2.
+        text = json.dumps(props, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
     except (TypeError, ValueError):
         return "properties", "properties are not JSON-serialisable"
     if size > MAX_PROPERTIES_BYTES:
