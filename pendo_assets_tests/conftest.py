@@ -229,3 +229,235 @@ def warehouse_db(request: pytest.FixtureRequest) -> Iterator[WarehouseDb]:
     finally:
         db.engine.dispose()
         db.writer.dispose()
+
+
+# -- the Dagster layer: sync assets over a test warehouse, the demo sandbox, DAGSTER_HOME -------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SANDBOX_FILE = REPO_ROOT / "pendo_assets" / "sandbox" / "demo_sandbox.yaml"
+DEMO_SYNCS_FILE = REPO_ROOT / "pendo_assets" / "demo" / "demo_syncs.yaml"
+
+
+@pytest.fixture(scope="session")
+def sync_day() -> Any:
+    """The day (a ``date``) the Dagster tests sync: two UTC days ago, so its partition exists
+    and its events are inside Pendo's 7-day processing window."""
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC).date() - timedelta(days=2)
+
+
+@pytest.fixture
+def state_url(tmp_path: Path) -> str:
+    """A SQLAlchemy URL for a new SQLite sync-state database (``pendo_sync_failures``)."""
+    return f"sqlite:///{tmp_path / 'sync_state.db'}"
+
+
+@pytest.fixture
+def sync_resources(
+    sandbox: SandboxServer,
+    integration_key: str,
+    track_event_secret: str,
+    sqlite_url: str,
+    state_url: str,
+) -> Any:
+    """Builds the resources of the sync assets: ``pendo`` aimed at the reset sandbox with both
+    credentials, the ``sqlite_url`` warehouse and the ``state_url`` state database.
+
+    Keyword arguments replace PendoResource fields; ``warehouse_url`` replaces the warehouse.
+    """
+    from pendo_assets.defs.database_resources import SyncStateResource, WarehouseResource
+    from pendo_assets.defs.resources import PendoResource
+
+    def make(warehouse_url: str | None = None, **pendo_fields: Any) -> dict[str, Any]:
+        fields = {
+            "base_url": sandbox.url,
+            "integration_key": integration_key,
+            "track_event_secret": track_event_secret,
+            **pendo_fields,
+        }
+        return {
+            "pendo": PendoResource(**fields),
+            "warehouse": WarehouseResource(url=warehouse_url or sqlite_url),
+            "sync_state": SyncStateResource(url=state_url),
+        }
+
+    return make
+
+
+@dataclass
+class SyncMaterialization:
+    """One ``dagster.materialize`` of a sync's two assets for one partition."""
+
+    spec: Any  # SyncSpec
+    partition_key: str
+    result: Any  # dagster.ExecuteInProcessResult
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+    def materialized(self, prefix: str) -> bool:
+        """Whether ``<prefix>/<sync name>`` was materialized (prefix: warehouse or pendo)."""
+        return bool(self.result.asset_materializations_for_node(self._node(prefix)))
+
+    def metadata(self, prefix: str = "pendo") -> dict[str, Any]:
+        """The materialization metadata of ``<prefix>/<sync name>`` as plain values."""
+        [materialization] = self.result.asset_materializations_for_node(self._node(prefix))
+        assert materialization.partition == self.partition_key
+        return {key: value.value for key, value in materialization.metadata.items()}
+
+    def check(self, name: str) -> Any:
+        """The one evaluation of the asset check ``name`` (an AssetCheckEvaluation)."""
+        evaluations = self.result.get_asset_check_evaluations()
+        [evaluation] = [e for e in evaluations if e.check_name == name]
+        return evaluation
+
+    def step_failure(self, prefix: str) -> Any:
+        """The failure data of the ``<prefix>/<sync name>`` step; its ``user_failure_data``
+        holds the Failure's description and metadata."""
+        node = self._node(prefix)
+        [event] = [e for e in self.result.get_step_failure_events() if e.step_key == node]
+        return event.step_failure_data
+
+    def _node(self, prefix: str) -> str:
+        return f"{prefix}__{self.spec.name}"
+
+
+@pytest.fixture
+def materialize_sync(sync_resources: Any) -> Any:
+    """``materialize_sync(spec, day, resources=None, **pendo_fields)``: both assets of the sync
+    for one day's partition through ``dagster.materialize``; a failed run is returned, not
+    raised."""
+    from datetime import timedelta
+
+    import dagster as dg
+
+    from pendo_assets.defs.factory import daily_partitions
+    from pendo_assets.defs.sync_assets import build_sync_assets
+
+    def materialize(
+        spec: Any, day: Any, *, resources: Mapping[str, Any] | None = None, **pendo_fields: Any
+    ) -> SyncMaterialization:
+        assets = build_sync_assets(spec, daily_partitions(day - timedelta(days=10)))
+        result = dg.materialize(
+            assets,
+            resources=resources or sync_resources(**pendo_fields),
+            partition_key=day.isoformat(),
+            raise_on_error=False,
+        )
+        return SyncMaterialization(spec, day.isoformat(), result)
+
+    return materialize
+
+
+@pytest.fixture
+def stored_failures(state_url: str) -> Any:
+    """Reads ``pendo_sync_failures`` at ``state_url``: dicts, oldest first, filtered by the
+    keyword arguments (``sync_name``, ``partition_key``, ``run_id``)."""
+    from pendo_assets.sync.failure_store import FailureStore
+
+    def read(**filters: Any) -> list[dict[str, Any]]:
+        engine = sa.create_engine(state_url, poolclass=sa.NullPool)
+        try:
+            return FailureStore(engine).query(**filters)
+        finally:
+            engine.dispose()
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def demo_sandbox_server() -> Iterator[SandboxServer]:
+    """A sandbox with the demo's config (its fields fit the demo syncs file), for the session."""
+    with SandboxServer(SandboxConfig.from_yaml(DEMO_SANDBOX_FILE)) as server:
+        yield server
+
+
+@dataclass
+class DemoLocation:
+    """A DAGSTER_HOME (with the repo's dagster.yaml) holding a small demo warehouse, and the
+    environment that points ``pendo_assets.definitions`` at it and at the demo sandbox."""
+
+    home: Path
+    warehouse_url: str
+    state_url: str
+    env: dict[str, str]
+    summary: Any  # DemoWarehouseSummary
+
+
+@pytest.fixture(scope="session")
+def make_demo_location(demo_sandbox_server: SandboxServer) -> Any:
+    """``make_demo_location(home)``: the repo's dagster.yaml and a small demo warehouse (50
+    visitors, 10 accounts, 100 events over the 7 UTC days before today) in ``home``, the demo
+    syncs file, and the demo sandbox, reset."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from pendo_assets.demo.warehouse_data import build_demo_warehouse
+
+    def make(home: Path) -> DemoLocation:
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+        warehouse_url = f"sqlite:///{home / 'demo_warehouse.db'}"
+        state = f"sqlite:///{home / 'pendo_sync_state.db'}"
+        summary = build_demo_warehouse(
+            warehouse_url, today=datetime.now(UTC).date(), visitors=50, accounts=10, events=100
+        )
+        sandbox = demo_sandbox_server
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PENDO_", "DAGSTER_"))}
+        env.update(
+            {
+                "DAGSTER_HOME": str(home),
+                "PENDO_REGION": "us",
+                "PENDO_BASE_URL": sandbox.url,
+                "PENDO_INTEGRATION_KEY": sandbox.config.integration_key,
+                "PENDO_TRACK_EVENT_SECRET": sandbox.config.track_event_secret,
+                "PENDO_SYNCS_FILE": str(DEMO_SYNCS_FILE),
+                "PENDO_WAREHOUSE_URL": warehouse_url,
+                "PENDO_STATE_URL": state,
+                "PENDO_MAX_REQUESTS_PER_SECOND": "500",
+            }
+        )
+        sandbox.reset()
+        return DemoLocation(home, warehouse_url, state, env, summary)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def start_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``start_process(name, command, env)``: a process in its own session, output in a log
+    file (``.log`` attribute); every one is stopped when the module's tests are done."""
+    import contextlib
+    import signal
+
+    logs = tmp_path_factory.mktemp("processes")
+    started: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def start(name: str, command: Sequence[str], env: Mapping[str, str]) -> Any:
+        log = (logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process.log = logs / f"{name}.log"  # type: ignore[attr-defined]
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in reversed(started):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: only what we started
+                process.wait(30)
+        with contextlib.suppress(ProcessLookupError):  # children it left behind, if any
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
