@@ -198,7 +198,7 @@ def test_new_and_updated_rows_request_exactly_the_partitions_they_fall_in(
     assert result.cursor == f"{days_ago(2).isoformat()}T06:00:00+00:00"
 
 
-def test_rows_of_today_request_nothing_and_hold_the_cursor_back(
+def test_rows_of_today_request_nothing_and_leave_the_cursor_alone(
     defs: dg.Definitions, warehouse: Any, sqlite_url: str
 ) -> None:
     warehouse.upsert("v-1", at(days_ago(3), 9))
@@ -207,24 +207,23 @@ def test_rows_of_today_request_nothing_and_hold_the_cursor_back(
     warehouse.upsert("v-today", at(TODAY, 0, 1))
     result = evaluate_sensor(defs, sqlite_url, cursor=cursor)
 
-    assert isinstance(result, dg.SensorResult)
-    assert result.run_requests == []
-    assert result.cursor == cursor
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == f"no rows beyond cursor {cursor!r}"
 
 
-def test_rows_of_today_hold_the_cursor_back_while_earlier_days_are_requested(
+def test_rows_of_today_move_no_cursor_so_earlier_days_are_requested_once(
     defs: dg.Definitions, warehouse: Any, sqlite_url: str
 ) -> None:
     warehouse.upsert("v-1", at(days_ago(3), 9))
     warehouse.upsert("v-today", at(TODAY, 0, 1))
-
     first = evaluate_sensor(defs, sqlite_url, cursor=None)
+
+    warehouse.upsert("v-today-2", at(TODAY, 0, 2))
     second = evaluate_sensor(defs, sqlite_url, cursor=first.cursor)
 
     assert requested(first) == [days_ago(3).isoformat()]
-    assert first.cursor is None
-    # Asked again, the same run key: Dagster launches the partition once.
-    assert [r.run_key for r in second.run_requests] == [r.run_key for r in first.run_requests]
+    assert first.cursor == f"{at(days_ago(3), 9).isoformat()}+00:00"
+    assert isinstance(second, dg.SkipReason)
 
 
 def test_sensor_skips_naming_the_warehouse_when_it_cannot_read_it(

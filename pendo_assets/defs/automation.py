@@ -49,9 +49,10 @@ def build_sensor(
 ) -> dg.SensorDefinition:
     """Requests the partitions that new or changed warehouse rows fall in.
 
-    The cursor is the largest partition-column value seen. Rows in a day whose partition does
-    not exist yet (today) hold the cursor back, so they are requested once the day is over;
-    run keys carry the cursor, so holding it back never requests a partition twice.
+    The cursor is the largest partition-column value seen among rows of days whose partition
+    exists. Rows of today (no partition until the day is over) are left for a later
+    evaluation, so the cursor only moves forward and each run key (partition and cursor) is
+    requested once.
     """
 
     @dg.sensor(
@@ -63,21 +64,23 @@ def build_sensor(
     def warehouse_changes(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource
     ) -> dg.SensorResult | dg.SkipReason:
+        last = partitions_def.get_last_partition_key()
+        if last is None:
+            return dg.SkipReason("no partition exists yet")
+        _, partitions_end = partitions_def.time_window_for_partition_key(last)
         try:
-            keys, cursor = changed_partitions(warehouse.get_engine(), spec.source, context.cursor)
+            keys, cursor = changed_partitions(
+                warehouse.get_engine(), spec.source, context.cursor, before=partitions_end
+            )
         except WarehouseError as error:
             return dg.SkipReason(f"cannot read the warehouse ({warehouse.display_url}): {error}")
         if not keys:
             return dg.SkipReason(f"no rows beyond cursor {context.cursor!r}")
-        existing = set(partitions_def.get_partition_keys())
         first = partitions_def.get_first_partition_key()
-        ready = [k for k in keys if k in existing]
-        waiting = [k for k in keys if k not in existing and first is not None and k > first]
+        ready = [k for k in keys if first is not None and k >= first]
         requests = [
             dg.RunRequest(partition_key=key, run_key=f"{spec.name}:{key}:{cursor}") for key in ready
         ]
-        if waiting:
-            context.log.info("rows for %s wait until their day's partition exists", waiting)
-        return dg.SensorResult(run_requests=requests, cursor=context.cursor if waiting else cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return warehouse_changes

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -122,14 +123,15 @@ def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -
 
 
 def changed_partitions(
-    engine: sa.Engine, source: SourceSpec, cursor: str | None
+    engine: sa.Engine, source: SourceSpec, cursor: str | None, *, before: datetime | None = None
 ) -> tuple[list[str], str | None]:
     """The UTC days holding rows whose partition column is beyond ``cursor``, and the new cursor.
 
     Days are sorted ``YYYY-MM-DD`` keys; with no cursor every row counts. The new cursor is the
     greatest partition value seen: ISO-8601 for timestamps and text (text in UTC), digits for
     epoch numbers. When nothing is new: ``([], cursor)``. Only the partition column of the rows
-    beyond the cursor is fetched.
+    beyond the cursor is fetched. Rows at or after ``before`` (an aware UTC time, e.g. the start
+    of a partition that does not exist yet) are left for a later call: they move no cursor.
     """
     needed = [source.partition_column]
     table = _selectable(source, needed)
@@ -154,6 +156,8 @@ def changed_partitions(
     seen = instants.notna()
     if cursor is not None and kind.approximate_in_sql:
         seen &= instants > kind.cursor_instant(cursor)
+    if before is not None:
+        seen &= instants < pd.Timestamp(before)
     if not seen.any():
         return [], cursor
     values, instants = values[seen], instants[seen]
