@@ -169,15 +169,20 @@ def test_unknown_object_type(tmp_path: Path) -> None:
 def test_unknown_mode(tmp_path: Path) -> None:
     path, message = load_error(tmp_path, changed(VISITORS, mode="merge"))
     assert (
-        message == f"{path}: sync 'visitors': unknown mode 'merge'; expected one of upsert, update"
+        message
+        == f"{path}: sync 'visitors': unknown mode 'merge'; expected one of upsert, insert, update"
     )
 
 
-def test_insert_mode_gets_a_hint(tmp_path: Path) -> None:
-    path, message = load_error(tmp_path, changed(VISITORS, mode="insert"))
+def test_retry_settings_are_read_and_checked(tmp_path: Path) -> None:
+    path, message = load_error(tmp_path, changed(VISITORS, retry={"max_attempts": -1}))
     assert message == (
-        f"{path}: sync 'visitors': unknown mode 'insert'; expected one of upsert, update "
-        "(insert arrives with change detection)"
+        f"{path}: sync 'visitors': retry.max_attempts must be a whole number >= 0, got -1"
+    )
+    path, message = load_error(tmp_path, changed(VISITORS, retry={"tries": 2}))
+    assert message == (
+        f"{path}: sync 'visitors': `retry` takes ['base_delay_minutes', 'max_attempts'], "
+        "got {'tries': 2}"
     )
 
 
@@ -327,7 +332,7 @@ def test_every_problem_of_a_sync_is_reported_at_once(tmp_path: Path) -> None:
     )
     path, message = load_error(tmp_path, bad)
     assert message == (
-        f"{path}: sync 'visitors': unknown mode 'merge'; expected one of upsert, update; "
+        f"{path}: sync 'visitors': unknown mode 'merge'; expected one of upsert, insert, update; "
         "source needs exactly one of `table` or `query`; "
         "required field 'visitorId' is not mapped; "
         "column 'plan': Pendo field name '1plan' starts with a digit; "

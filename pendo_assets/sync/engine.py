@@ -1,25 +1,44 @@
-"""One sync of one partition: prepare, send, and account for every row."""
+"""One sync of one partition: prepare, detect changes, send, and account for every row."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pendo_assets.client import PendoAuthError, PendoClient
+from pendo_assets.client import (
+    PendoAuthError,
+    PendoClient,
+    PendoRequestError,
+    PendoUnavailableError,
+)
 
+from .change_detection import (
+    DUPLICATE_EVENT,
+    Decision,
+    Keyed,
+    changes_markdown,
+    decide_events,
+    decide_metadata,
+    key_events,
+    key_metadata,
+)
+from .field_types import MissingFieldsError, apply_schema
 from .metadata_delivery import deliver_metadata
-from .metadata_rows import prepare_metadata
+from .metadata_rows import PreparedMetadata, prepare_metadata
 from .outcome import DeliveryOutcome, SyncAborted
-from .results import RowFailure, SyncReport
+from .results import DryRun, RowFailure, SyncReport
 from .spec import SyncSpec
+from .state_store import Accepted, StateStore
 from .track_delivery import deliver_events
-from .track_rows import prepare_events
+from .track_rows import PreparedEvents, prepare_events
 
 logger = logging.getLogger("pendo_assets.sync")
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 DEFAULT_MAX_IN_FLIGHT = 16  # measured: see README, "Throughput"
 
@@ -28,6 +47,11 @@ DEFAULT_MAX_IN_FLIGHT = 16  # measured: see README, "Throughput"
 class SyncOptions:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     now_ms: int | None = None  # "now" for the 7-day event window; injectable for tests
+    run_id: str = "local"
+    full_refresh: bool = False  # resend every metadata record, changed or not
+    resend_events: bool = False  # with full_refresh: resend events already delivered too
+    dry_run: bool = False  # read, map, validate and diff; send nothing, change nothing
+    preflight: bool = False  # check mapped metadata fields against Pendo's schema first
 
 
 def run_sync(
@@ -37,9 +61,14 @@ def run_sync(
     *,
     partition_key: str | None = None,
     options: SyncOptions | None = None,
-    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+    state: StateStore | None = None,
+    log: Log = logger,
 ) -> SyncReport:
-    """Send one partition's rows; raise `SyncAborted` (carrying the report) if the sync stopped."""
+    """Send one partition's rows; raise `SyncAborted` (carrying the report) if the sync stopped.
+
+    With a `state` store, only rows that Pendo does not already have as they are go out, and
+    what Pendo accepted is recorded batch by batch. Without one, every valid row is sent.
+    """
     options = options or SyncOptions()
     started = time.perf_counter()
     requests_before = client.stats_snapshot().requests
@@ -48,33 +77,54 @@ def run_sync(
 
     if spec.is_metadata:
         prepared_md = prepare_metadata(spec, frame)
-        failures, sendable, ids = prepared_md.failures, prepared_md.sendable, prepared_md.ids
-        report.skipped_reasons.update(prepared_md.skipped.values())
-        report.skipped = len(prepared_md.skipped)
-        _log_validation(spec, failures, log)
-        outcome = deliver_metadata(
-            client,
-            prepared_md,
-            kind=spec.metadata_kind,
-            create=spec.mode == "upsert",
-            max_in_flight=options.max_in_flight,
+        failures, ids, skipped = prepared_md.failures, prepared_md.ids, dict(prepared_md.skipped)
+        # Keys and hashes are of the values as the warehouse has them, before coercion to
+        # Pendo's types, so an unchanged partition needs no schema read: no request at all.
+        keyed = key_metadata(prepared_md)
+        known = state.known(spec.name, keyed.keys, with_payloads=options.dry_run) if state else {}
+        decision = (
+            decide_metadata(keyed, known, mode=spec.mode, full_refresh=options.full_refresh)
+            if state
+            else Decision(send=prepared_md.sendable, new=set(map(int, prepared_md.sendable)))
         )
+        if options.preflight and len(decision.send):
+            decision.send = _preflight(
+                spec, client, prepared_md, decision, report, partition_key, requests_before
+            )
+        send = _deliver_metadata(spec, client, prepared_md, decision, keyed, options, state)
     else:
         now_ms = options.now_ms if options.now_ms is not None else int(time.time() * 1000)
         prepared_ev = prepare_events(spec, frame, now_ms=now_ms)
-        failures, sendable = prepared_ev.failures, prepared_ev.sendable
-        ids = prepared_ev.visitor_ids
-        _log_validation(spec, failures, log)
-        if prepared_ev.older_than_window:
-            warning = (
-                f"{prepared_ev.older_than_window} event(s) are older than Pendo's 7-day "
-                "processing window: Pendo accepts them but its regular jobs may not process them"
-            )
-            report.warnings.append(warning)
-            log.warning("sync %r partition %s: %s", spec.name, partition_key, warning)
-        outcome = deliver_events(client, prepared_ev, max_in_flight=options.max_in_flight)
+        _warn_old_events(spec, prepared_ev, report, partition_key, log)
+        failures, ids, skipped = prepared_ev.failures, prepared_ev.visitor_ids, {}
+        keyed = key_events(prepared_ev) if state else _unkeyed(prepared_ev.sendable)
+        known = state.known(spec.name, keyed.keys) if state else {}
+        resend = options.full_refresh and options.resend_events
+        decision = (
+            decide_events(keyed, known, resend=resend)
+            if state
+            else Decision(send=prepared_ev.sendable, new=set(map(int, prepared_ev.sendable)))
+        )
+        send = _deliver_events(spec, client, prepared_ev, decision, keyed, options, state)
 
-    _account(report, failures, sendable, ids, outcome)
+    _log_validation(spec, failures, log)
+    skipped.update(decision.skipped)
+    report.skipped = len(skipped)
+    report.skipped_reasons.update(skipped.values())
+    report.skipped_unchanged = sum(1 for why in decision.skipped.values() if why != DUPLICATE_EVENT)
+    if options.dry_run:
+        report.dry_run = DryRun(
+            would_create=len(decision.new),
+            would_change=len(decision.changed),
+            unchanged=len(decision.skipped),
+            invalid=len(failures),
+            preview=changes_markdown(keyed, decision, known, ids),
+        )
+        outcome = DeliveryOutcome(report.rows)
+    else:
+        outcome = send()
+
+    _account(report, failures, decision.send, ids, outcome, dry_run=options.dry_run)
     report.requests = client.stats_snapshot().requests - requests_before
     report.duration_seconds = time.perf_counter() - started
     report.check_invariant()
@@ -89,18 +139,135 @@ def run_sync(
     return report
 
 
+def _preflight(
+    spec: SyncSpec,
+    client: PendoClient,
+    prepared: PreparedMetadata,
+    decision: Decision,
+    report: SyncReport,
+    partition_key: str | None,
+    requests_before: int,
+) -> np.ndarray:
+    """Read Pendo's schema once: missing fields or a refused key stop the sync before any row.
+
+    Returns the rows still to send after coercion. On a stop every row is still accounted
+    for: invalid ones with their own reason, skipped ones as skipped, the rest "not sent".
+    """
+    try:
+        return apply_schema(spec, prepared, client.read_schema(spec.metadata_kind), decision.send)
+    except (MissingFieldsError, PendoAuthError, PendoUnavailableError, PendoRequestError) as error:
+        problem: Exception = error
+    skipped = {**prepared.skipped, **decision.skipped}
+    report.skipped = len(skipped)
+    report.skipped_reasons.update(skipped.values())
+    aborted = DeliveryOutcome(prepared.rows)
+    aborted.abort(str(problem), problem)
+    _account(report, prepared.failures, decision.send, prepared.ids, aborted, dry_run=False)
+    report.requests = client.stats_snapshot().requests - requests_before
+    report.check_invariant()
+    retryable = isinstance(problem, PendoUnavailableError | PendoRequestError)
+    raise SyncAborted(
+        f"sync {spec.name!r} partition {partition_key} stopped before sending: {problem} "
+        f"({report.sent} sent, {report.failed} failed, {report.skipped} skipped "
+        f"of {report.rows} rows)",
+        report=report,
+        retryable=retryable,
+    )
+
+
+def _unkeyed(positions: np.ndarray) -> Keyed:
+    return Keyed(positions, [], [], [])
+
+
+def _deliver_metadata(
+    spec: SyncSpec,
+    client: PendoClient,
+    prepared: PreparedMetadata,
+    decision: Decision,
+    keyed: Keyed,
+    options: SyncOptions,
+    state: StateStore | None,
+) -> Callable[[], DeliveryOutcome]:
+    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
+
+    def remember(positions: np.ndarray) -> None:
+        assert state is not None
+        accepted = []
+        for position in positions:
+            i = index_of[int(position)]
+            accepted.append(Accepted(keyed.keys[i], keyed.hashes[i], keyed.payloads[i]))
+        state.record(spec.name, options.run_id, accepted)
+
+    return lambda: deliver_metadata(
+        client,
+        prepared,
+        decision.send,
+        kind=spec.metadata_kind,
+        create=spec.mode in ("upsert", "insert"),
+        max_in_flight=options.max_in_flight,
+        on_accepted=remember if state else None,
+    )
+
+
+def _deliver_events(
+    spec: SyncSpec,
+    client: PendoClient,
+    prepared: PreparedEvents,
+    decision: Decision,
+    keyed: Keyed,
+    options: SyncOptions,
+    state: StateStore | None,
+) -> Callable[[], DeliveryOutcome]:
+    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
+
+    def remember(position: int) -> None:
+        assert state is not None
+        i = index_of[position]
+        state.record(spec.name, options.run_id, [Accepted(keyed.keys[i], keyed.hashes[i])])
+
+    return lambda: deliver_events(
+        client,
+        prepared,
+        decision.send,
+        max_in_flight=options.max_in_flight,
+        on_accepted=remember if state else None,
+    )
+
+
+def _warn_old_events(
+    spec: SyncSpec,
+    prepared: PreparedEvents,
+    report: SyncReport,
+    partition_key: str | None,
+    log: Log,
+) -> None:
+    if prepared.older_than_window:
+        warning = (
+            f"{prepared.older_than_window} event(s) are older than Pendo's 7-day "
+            "processing window: Pendo accepts them but its regular jobs may not process them"
+        )
+        report.warnings.append(warning)
+        log.warning("sync %r partition %s: %s", spec.name, partition_key, warning)
+
+
 def _account(
     report: SyncReport,
     validation_failures: dict[int, RowFailure],
-    sendable: np.ndarray,
+    to_send: np.ndarray,
     ids: list[str | None],
     outcome: DeliveryOutcome,
+    *,
+    dry_run: bool,
 ) -> None:
     """Every row: sent, failed (validation, Pendo, or never sent after an abort) or skipped."""
     failures = dict(validation_failures)
+    if dry_run:
+        # Nothing was sent: the rows that would go out count as skipped for the invariant.
+        report.skipped += len(to_send)
+        report.skipped_reasons["dry run: not sent"] += len(to_send)
     failures.update(outcome.failed)
     if outcome.aborted:
-        unsent = sendable[~outcome.sent[sendable]]
+        unsent = to_send[~outcome.sent[to_send]]
         for position in unsent:
             p = int(position)
             if p not in failures:
@@ -111,11 +278,7 @@ def _account(
     report.failed = len(report.failures)
 
 
-def _log_validation(
-    spec: SyncSpec,
-    failures: dict[int, RowFailure],
-    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
-) -> None:
+def _log_validation(spec: SyncSpec, failures: dict[int, RowFailure], log: Log) -> None:
     for failure in list(failures.values())[:5]:
         log.warning(
             "sync %r: row id %r, field %r: %s",

@@ -115,3 +115,42 @@ class FailureStore:
                 statement = statement.where(column == value)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
+
+    def resolve_earlier(
+        self,
+        *,
+        sync_name: str,
+        partition_key: str | None,
+        when: datetime | None = None,
+    ) -> int:
+        """Mark every failure recorded so far for this partition resolved; call it before
+        recording the failures of a run (or of a retried step of the same run).
+
+        A run re-reads and re-judges every row of its partition: a row that fails again gets a
+        new failure record from this attempt, so the older records are history. Returns how many.
+        """
+        self.ensure_table()
+        table = failures_table
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.sync_name == sync_name,
+                table.c.partition_key == partition_key,
+                table.c.resolved_at.is_(None),
+            )
+            .values(resolved_at=when or datetime.now(UTC))
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(statement).rowcount
+
+    def unresolved_partitions(self, sync_name: str) -> dict[str | None, tuple[int, datetime]]:
+        """Partitions with unresolved failures: how many, and when the latest one failed."""
+        self.ensure_table()
+        table = failures_table
+        statement = (
+            sa.select(table.c.partition_key, sa.func.count(), sa.func.max(table.c.failed_at))
+            .where(table.c.sync_name == sync_name, table.c.resolved_at.is_(None))
+            .group_by(table.c.partition_key)
+        )
+        with self.engine.connect() as connection:
+            return {row[0]: (row[1], row[2]) for row in connection.execute(statement)}

@@ -12,14 +12,14 @@ from pendo_assets.client import PendoAuthError, PendoClient, RecordResult
 from .metadata_rows import PreparedMetadata
 from .outcome import DeliveryOutcome
 
-WorkItem = tuple[str, np.ndarray]  # (group, row positions)
+WorkItem = np.ndarray  # the row positions of one batch
+
+OnAccepted = Callable[[np.ndarray], None]
 
 
-def _work_items(prepared: PreparedMetadata, batch_size: int) -> Iterator[WorkItem]:
-    for start in range(0, len(prepared.sendable), batch_size):
-        positions = prepared.sendable[start : start + batch_size]
-        for group in prepared.groups:
-            yield group, positions
+def _batches(positions: np.ndarray, batch_size: int) -> Iterator[WorkItem]:
+    for start in range(0, len(positions), batch_size):
+        yield positions[start : start + batch_size]
 
 
 def run_bounded(
@@ -52,31 +52,56 @@ def _settle(running: set[Future[None]], return_when: str) -> set[Future[None]]:
 def deliver_metadata(
     client: PendoClient,
     prepared: PreparedMetadata,
+    positions: np.ndarray,
     *,
     kind: str,
     create: bool,
     max_in_flight: int,
+    on_accepted: OnAccepted | None = None,
 ) -> DeliveryOutcome:
-    outcome = DeliveryOutcome(prepared.rows, requests_per_row=len(prepared.groups))
+    """Send the rows at `positions`; `on_accepted` hears each batch's fully accepted rows.
 
-    def work(item: WorkItem) -> None:
-        group, positions = item
-        if outcome.aborted:
-            return
-        records = list(prepared.records(group, positions))
-        try:
-            results: list[RecordResult] = client.write_metadata_batch(
-                kind, records, group=group, create=create
-            )
-        except PendoAuthError as error:
-            outcome.abort_on_auth(error)
-            return
-        for position, result in zip(positions, results, strict=True):
-            outcome.add(int(position), result)
-        outcome.note_item(results)
+    A batch's groups go one after the other: the agent request carries only the rows whose
+    custom values Pendo accepted, so a row is never left half written by this sync.
+    """
+    outcome = DeliveryOutcome(prepared.rows)
+    groups = prepared.groups
+
+    def work(batch: WorkItem) -> None:
+        pending = batch
+        retried: set[int] = set()
+        for group in groups:
+            if outcome.aborted or not len(pending):
+                return
+            records = list(prepared.records(group, pending))
+            try:
+                results: list[RecordResult] = client.write_metadata_batch(
+                    kind, records, group=group, create=create
+                )
+            except PendoAuthError as error:
+                outcome.abort_on_auth(error)
+                return
+            outcome.note_item(results)
+            accepted = []
+            for position, result in zip(pending, results, strict=True):
+                if result.ok:
+                    accepted.append(position)
+                    if result.retried:
+                        retried.add(int(position))
+                else:
+                    outcome.add(int(position), result)
+            pending = np.asarray(accepted, dtype=np.int64)
+        for position in pending:
+            p = int(position)
+            outcome.add(p, RecordResult.accepted(prepared.ids[p] or "", retried=p in retried))
+        if len(pending) and on_accepted is not None:
+            try:
+                on_accepted(pending)
+            except Exception as error:  # sent but not remembered: stop, do not go on
+                outcome.abort(f"could not record accepted records in sync state: {error!r}", error)
 
     run_bounded(
-        _work_items(prepared, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
+        _batches(positions, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
     )
     outcome.finish()
     return outcome

@@ -19,6 +19,17 @@ class RowFailure:
     http_status: int | None = None
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """What a sync would do, found without sending anything or changing any state."""
+
+    would_create: int
+    would_change: int
+    unchanged: int
+    invalid: int
+    preview: str
+
+
 @dataclass
 class SyncReport:
     """What one sync of one partition did. `rows == sent + failed + skipped` always."""
@@ -34,7 +45,9 @@ class SyncReport:
     duration_seconds: float = 0.0
     failures: list[RowFailure] = field(default_factory=list)
     skipped_reasons: Counter[str] = field(default_factory=Counter)
+    skipped_unchanged: int = 0  # of `skipped`: rows Pendo already has as they are
     warnings: list[str] = field(default_factory=list)
+    dry_run: DryRun | None = None
 
     @property
     def records_per_second(self) -> float:

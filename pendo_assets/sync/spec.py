@@ -21,7 +21,8 @@ VISITOR_METADATA = "visitor_metadata"
 ACCOUNT_METADATA = "account_metadata"
 TRACK_EVENTS = "track_events"
 OBJECT_TYPES: tuple[str, ...] = (VISITOR_METADATA, ACCOUNT_METADATA, TRACK_EVENTS)
-MODES: tuple[str, ...] = ("upsert", "update")
+MODES: tuple[str, ...] = ("upsert", "insert", "update")
+EVENT_ID_TARGET = "event_id"  # track events: the column that identifies an event; not sent
 
 REQUIRED_TARGETS: dict[str, tuple[str, ...]] = {
     VISITOR_METADATA: ("visitorId",),
@@ -74,6 +75,8 @@ class SyncSpec:
     mapping: Mapping[str, str]
     mode: str = "upsert"
     max_failure_rate: float = 0.01
+    retry_max_attempts: int = 3
+    retry_base_delay_minutes: float = 30.0
     description: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,12 +142,17 @@ def spec_problems(spec: SyncSpec) -> list[str]:
         )
         return problems
     if spec.mode not in MODES:
-        hint = " (insert arrives with change detection)" if spec.mode == "insert" else ""
-        problems.append(f"unknown mode {spec.mode!r}; expected one of {', '.join(MODES)}{hint}")
+        problems.append(f"unknown mode {spec.mode!r}; expected one of {', '.join(MODES)}")
     if spec.object_type == TRACK_EVENTS and spec.mode == "update":
         problems.append("track events are append-only: mode 'update' does not apply to them")
     problems += _source_problems(spec.source)
     problems += _mapping_problems(spec)
+    attempts = spec.retry_max_attempts
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+        problems.append(f"retry.max_attempts must be a whole number >= 0, got {attempts!r}")
+    delay = spec.retry_base_delay_minutes
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        problems.append(f"retry.base_delay_minutes must be a number >= 0, got {delay!r}")
     rate = spec.max_failure_rate
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
         problems.append(f"max_failure_rate must be a number from 0 to 1, got {rate!r}")
@@ -192,7 +200,7 @@ def _mapping_problems(spec: SyncSpec) -> list[str]:
 
 def _target_problem(object_type: str, target: str) -> str | None:
     if object_type == TRACK_EVENTS:
-        if target in TRACK_PLACES:
+        if target in TRACK_PLACES or target == EVENT_ID_TARGET:
             return None
         if target.startswith(AGENT_PREFIX):
             return "agent fields apply to metadata, not to track events"
@@ -255,7 +263,17 @@ def _parse_date(value: Any, origin: str) -> date:
         ) from exc
 
 
-_SYNC_KEYS = {"name", "object_type", "mode", "source", "mapping", "max_failure_rate", "description"}
+_SYNC_KEYS = {
+    "name",
+    "object_type",
+    "mode",
+    "source",
+    "mapping",
+    "max_failure_rate",
+    "retry",
+    "description",
+}
+_RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
 _SOURCE_KEYS = {"table", "query", "partition_column"}
 
 
@@ -275,6 +293,9 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
     unknown = set(source) - _SOURCE_KEYS
     if unknown:
         raise SyncConfigError(f"{where}: unknown source keys {sorted(unknown)}")
+    retry = raw.get("retry") or {}
+    if not isinstance(retry, dict) or set(retry) - _RETRY_KEYS:
+        raise SyncConfigError(f"{where}: `retry` takes {sorted(_RETRY_KEYS)}, got {retry!r}")
     mapping = raw.get("mapping")
     if not isinstance(mapping, dict):
         raise SyncConfigError(f"{where}: `mapping` must map warehouse columns to Pendo fields")
@@ -290,6 +311,8 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
             ),
             mapping={str(k): v for k, v in mapping.items()},
             max_failure_rate=raw.get("max_failure_rate", 0.01),
+            retry_max_attempts=retry.get("max_attempts", 3),
+            retry_base_delay_minutes=retry.get("base_delay_minutes", 30.0),
             description=raw.get("description"),
         )
     except SyncConfigError as exc:

@@ -25,9 +25,8 @@ from .track_rows import PreparedEvents
 DEFAULT_VISITOR_GAP_SECONDS = 1.05
 
 
-def _queues_by_visitor(prepared: PreparedEvents) -> dict[str, deque[int]]:
-    """Each visitor's sendable events in timestamp order."""
-    positions = prepared.sendable
+def _queues_by_visitor(prepared: PreparedEvents, positions: np.ndarray) -> dict[str, deque[int]]:
+    """Each visitor's events to send, in timestamp order."""
     visitors = np.array([prepared.visitor_ids[p] for p in positions], dtype=object)
     stamps = np.array([prepared.timestamps[p] for p in positions], dtype=np.int64)
     queues: dict[str, deque[int]] = {}
@@ -39,13 +38,15 @@ def _queues_by_visitor(prepared: PreparedEvents) -> dict[str, deque[int]]:
 def deliver_events(
     client: PendoClient,
     prepared: PreparedEvents,
+    positions: np.ndarray,
     *,
     max_in_flight: int,
+    on_accepted: Callable[[int], None] | None = None,
     visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeliveryOutcome:
     outcome = DeliveryOutcome(prepared.rows)
-    queues = _queues_by_visitor(prepared)
+    queues = _queues_by_visitor(prepared, positions)
     order = itertools.count()
     ready: list[tuple[float, int, str]] = [(0.0, next(order), v) for v in queues]
     heapq.heapify(ready)
@@ -93,6 +94,11 @@ def deliver_events(
             else:
                 outcome.add(position, result)
                 outcome.note_item([result])
+                if result.ok and on_accepted is not None:
+                    try:
+                        on_accepted(position)
+                    except Exception as error:  # sent but not remembered: stop, do not go on
+                        outcome.abort(f"could not record a delivered event: {error!r}", error)
             finally:
                 finished(visitor)
 

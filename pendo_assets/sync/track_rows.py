@@ -14,7 +14,7 @@ from pendo_assets.client import TrackEvent
 from .convert import to_epoch_ms, to_identifiers, to_json_scalars
 from .field_names import name_problem
 from .results import RowFailure
-from .spec import TRACK_PLACES, SyncSpec
+from .spec import EVENT_ID_TARGET, TRACK_PLACES, SyncSpec
 
 MAX_PROPERTIES_BYTES = 512
 PROCESSING_WINDOW_MS = 7 * 24 * 3600 * 1000
@@ -32,6 +32,7 @@ class PreparedEvents:
     sendable: np.ndarray
     failures: dict[int, RowFailure] = field(default_factory=dict)
     older_than_window: int = 0
+    event_ids: list[str | None] | None = None  # from the `event_id` column, when mapped
 
     def event(self, position: int) -> TrackEvent:
         context = {
@@ -83,6 +84,13 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
     stamps = to_epoch_ms(frame[spec.column_for("timestamp")])
     fail(stamps.invalid, "timestamp", f"timestamp {stamps.reason}", ids)
 
+    event_ids: list[str | None] | None = None
+    event_id_column = spec.column_for(EVENT_ID_TARGET)
+    if event_id_column is not None:
+        converted_ids = to_identifiers(frame[event_id_column])
+        fail(converted_ids.invalid, EVENT_ID_TARGET, f"event_id {converted_ids.reason}", ids)
+        event_ids = converted_ids.values
+
     account_column = spec.column_for("accountId")
     if account_column is None:
         accounts: list[Any] = [None] * rows
@@ -95,7 +103,14 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
     context: dict[str, list[Any]] = {}
     extra: dict[str, list[Any]] = {}
     for column, target in spec.mapping.items():
-        if target in ("visitorId", "event", "timestamp", "accountId", "properties"):
+        if target in (
+            "visitorId",
+            "event",
+            "timestamp",
+            "accountId",
+            "properties",
+            EVENT_ID_TARGET,
+        ):
             continue
         converted = to_json_scalars(frame[column])
         fail(converted.invalid, target, f"column {column!r}: {converted.reason}", ids)
@@ -125,6 +140,7 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
         sendable=np.flatnonzero(sendable),
         failures=failures,
         older_than_window=old,
+        event_ids=event_ids,
     )
 
 

@@ -1,0 +1,145 @@
+"""Which rows to send: compares each row's payload with what Pendo last accepted.
+
+Metadata rows are keyed by their id and compared by payload hash; events are keyed by their
+`event_id` column or a hash of their content, and an event once delivered is never sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .metadata_rows import PreparedMetadata
+from .record_keys import canonical_json, digest, event_key
+from .state_store import Known
+from .track_rows import PreparedEvents
+
+UNCHANGED = "unchanged since Pendo last accepted it"
+ALREADY_SENT = "already in Pendo (insert mode sends only new records)"
+ALREADY_DELIVERED = "event already delivered to Pendo"
+DUPLICATE_EVENT = "duplicate of an earlier row with the same event key"
+
+
+@dataclass
+class Keyed:
+    """Per sendable row: its record key, payload JSON and hash (aligned with `positions`)."""
+
+    positions: np.ndarray
+    keys: list[str]
+    payloads: list[str]
+    hashes: list[str]
+
+
+def key_metadata(prepared: PreparedMetadata) -> Keyed:
+    positions = prepared.sendable
+    payloads = []
+    for position in positions:
+        body = {
+            group: {name: values[position] for name, values in columns.items()}
+            for group, columns in (("custom", prepared.custom), ("agent", prepared.agent))
+            if columns
+        }
+        payloads.append(canonical_json(body))
+    keys = [prepared.ids[p] or "" for p in positions]
+    return Keyed(positions, keys, payloads, [digest(p) for p in payloads])
+
+
+def key_events(prepared: PreparedEvents) -> Keyed:
+    positions = prepared.sendable
+    payloads = [canonical_json(prepared.event(p).payload()) for p in positions]
+    if prepared.event_ids is not None:
+        keys = [f"id:{prepared.event_ids[p]}" for p in positions]
+    else:
+        keys = [event_key(json.loads(payload)) for payload in payloads]
+    return Keyed(positions, keys, payloads, [digest(p) for p in payloads])
+
+
+@dataclass
+class Decision:
+    """What to do with each sendable row."""
+
+    send: np.ndarray  # positions to send
+    skipped: dict[int, str] = field(default_factory=dict)  # position -> why not
+    new: set[int] = field(default_factory=set)  # positions never accepted before
+    changed: set[int] = field(default_factory=set)  # positions whose payload changed
+
+
+def decide_metadata(
+    keyed: Keyed, known: dict[str, Known], *, mode: str, full_refresh: bool
+) -> Decision:
+    send: list[int] = []
+    decision = Decision(send=np.empty(0, dtype=np.int64))
+    for position, key, payload_hash in zip(keyed.positions, keyed.keys, keyed.hashes, strict=True):
+        p = int(position)
+        previous = known.get(key)
+        if previous is None:
+            decision.new.add(p)
+        elif previous.payload_hash != payload_hash:
+            decision.changed.add(p)
+        if (
+            full_refresh
+            or previous is None
+            or (mode != "insert" and previous.payload_hash != payload_hash)
+        ):
+            send.append(p)
+        else:
+            decision.skipped[p] = ALREADY_SENT if mode == "insert" else UNCHANGED
+    decision.send = np.asarray(send, dtype=np.int64)
+    return decision
+
+
+def decide_events(keyed: Keyed, known: dict[str, Known], *, resend: bool) -> Decision:
+    send: list[int] = []
+    decision = Decision(send=np.empty(0, dtype=np.int64))
+    seen: set[str] = set()
+    for position, key in zip(keyed.positions, keyed.keys, strict=True):
+        p = int(position)
+        if key in seen:
+            decision.skipped[p] = DUPLICATE_EVENT
+            continue
+        seen.add(key)
+        if key in known and not resend:
+            decision.skipped[p] = ALREADY_DELIVERED
+            continue
+        decision.new.add(p)
+        send.append(p)
+    decision.send = np.asarray(send, dtype=np.int64)
+    return decision
+
+
+def changes_markdown(
+    keyed: Keyed,
+    decision: Decision,
+    known: dict[str, Known],
+    ids: list[str | None],
+    limit: int = 20,
+) -> str:
+    """`id, field, old -> new` for the first changed or new records."""
+    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
+    lines = ["| id | field | old -> new |", "|---|---|---|"]
+    for position in decision.send[:limit]:
+        i = index_of[int(position)]
+        new = _flatten(json.loads(keyed.payloads[i]))
+        previous = known.get(keyed.keys[i])
+        old = _flatten(json.loads(previous.payload)) if previous and previous.payload else {}
+        for name in sorted(set(new) | set(old)):
+            if new.get(name) != old.get(name):
+                before = "(none)" if name not in old else json.dumps(old[name])
+                after = "(none)" if name not in new else json.dumps(new[name])
+                lines.append(f"| {ids[int(position)]} | {name} | {before} -> {after} |")
+    return "\n".join(lines) if len(lines) > 2 else "No changes."
+
+
+def _flatten(body: dict[str, Any]) -> dict[str, Any]:
+    """`{"custom": {"plan": 1}, "agent": {...}}` as `{"plan": 1, "agent.email": ...}`."""
+    flat: dict[str, Any] = {}
+    for group, values in body.items():
+        if isinstance(values, dict) and group in ("custom", "agent"):
+            for name, value in values.items():
+                flat[name if group == "custom" else f"agent.{name}"] = value
+        else:
+            flat[group] = values
+    return flat

@@ -1,0 +1,54 @@
+"""Run one event sync in a child process so a test can SIGKILL it mid-partition.
+
+Usage: python -m pendo_assets_tests.crash_worker SANDBOX_URL SECRET STATE_URL EVENTS IN_FLIGHT
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+
+from pendo_assets.client import PendoClient
+from pendo_assets.sync.engine import SyncOptions, run_sync
+from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets.sync.state_store import StateStore, state_engine
+
+NOW_MS = 1_794_000_000_000
+
+EVENTS_SPEC = SyncSpec(
+    name="crash_events",
+    object_type="track_events",
+    source=SourceSpec(partition_column="at", table="events"),
+    mapping={"visitor": "visitorId", "name": "event", "at": "timestamp", "evt": "event_id"},
+)
+
+
+def event_frame(count: int) -> pd.DataFrame:
+    """One event per visitor, so pacing never slows the run down."""
+    return pd.DataFrame(
+        {
+            "evt": [f"e-{i}" for i in range(count)],
+            "visitor": [f"v-{i}" for i in range(count)],
+            "name": ["Exported"] * count,
+            "at": [NOW_MS - i for i in range(count)],
+        },
+        dtype=object,
+    )
+
+
+def sync(url: str, secret: str, state_url: str, count: int, in_flight: int) -> None:
+    with PendoClient(base_url=url, track_event_secret=secret, max_requests_per_second=None) as c:
+        run_sync(
+            EVENTS_SPEC,
+            event_frame(count),
+            c,
+            partition_key="2026-11-02",
+            options=SyncOptions(max_in_flight=in_flight, now_ms=NOW_MS, run_id="crash"),
+            state=StateStore(state_engine(state_url)),
+        )
+
+
+if __name__ == "__main__":
+    url, secret, state_url, count, in_flight = sys.argv[1:6]
+    sync(url, secret, state_url, int(count), int(in_flight))
