@@ -136,7 +136,11 @@ def test_code_location_holds_a_job_a_schedule_and_a_sensor_per_sync(
         for name in DEMO_NAMES
     }
     assert held["schedules"] == [f"{name}_sync_daily" for name in DEMO_NAMES]
-    assert held["sensors"] == [f"{name}_warehouse_changes" for name in DEMO_NAMES]
+    assert held["sensors"] == sorted(
+        f"{name}_{kind}"
+        for name in DEMO_NAMES
+        for kind in ("warehouse_changes", "retry_failed_rows")
+    )
 
 
 def test_code_location_partitions_every_asset_by_utc_day_from_the_files_start_date(

@@ -1,19 +1,22 @@
 """Failed rows and failed syncs of ``pendo/<name>``, materialized through ``dagster.materialize``.
 
 Every bad row lands in ``pendo_sync_failures`` at the state URL with the sync, partition, run,
-record, field and reason; a refused or missing credential fails the step at once (no retries)
-with a message naming the sync, after recording what was and was not sent.
+record, field and reason; a later run of the partition marks the earlier runs' failures resolved.
+A refused or missing credential, or a mapped field Pendo lacks, fails the step at once (no
+retries) with a message naming the sync, after recording what was and was not sent. A metadata
+step reads Pendo's schema before sending anything, so that is where a refused key shows first.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, DateTime, Integer, Text
 
+from pendo_assets.client.errors import INTEGRATION_KEY_HELP
 from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -36,9 +39,15 @@ EVENTS = SyncSpec(
     },
     max_failure_rate=1.0,
 )
-NOT_SENT_KEY = (
+SCHEMA = "/api/v1/metadata/schema/visitor"
+CUSTOM = "/api/v1/metadata/visitor/custom/value"
+NOT_SENT_KEY_REFUSED_ON_SCHEMA = (
+    "not sent: Authentication failed: Pendo refused the integration key (HTTP 403 on GET "
+    f"{SCHEMA}); it is invalid or lacks write access. {INTEGRATION_KEY_HELP}"
+)
+NOT_SENT_KEY_REFUSED_ON_WRITE = (
     "not sent: Authentication failed: Pendo refused the integration key (HTTP 403 on POST "
-    "/api/v1/metadata/visitor/custom/value); it is invalid or lacks write access."
+    f"{CUSTOM}); it is invalid or lacks write access. {INTEGRATION_KEY_HELP}"
 )
 
 
@@ -148,7 +157,7 @@ def test_bad_metadata_rows_are_stored_with_record_field_and_reason(
             "column 'plan': value is not a JSON scalar (string, number, boolean or null)",
             None,
         ),
-        ("v-lots", None, "rejected by Pendo: field 'seats' expects number, got string", 200),
+        ("v-lots", "seats", "value 'lots' does not fit Pendo field 'seats': expects number", None),
     ]
 
 
@@ -180,6 +189,48 @@ def test_failures_of_two_runs_are_told_apart_by_run_id(
     assert first.run_id != second.run_id
     assert [f["run_id"] for f in stored_failures()] == [first.run_id, second.run_id]
     assert len(stored_failures(run_id=second.run_id)) == 1
+
+
+def test_a_later_run_of_the_partition_marks_the_earlier_runs_failures_resolved(
+    materialize_sync: Any, sqlite_url: str, sync_day: date, stored_failures: Any
+) -> None:
+    visitors(sqlite_url, sync_day, [(None, "pro", 1)])
+
+    first = materialize_sync(VISITORS, sync_day)
+    second = materialize_sync(VISITORS, sync_day)
+
+    [earlier] = stored_failures(run_id=first.run_id)
+    [later] = stored_failures(run_id=second.run_id)
+    assert earlier["resolved_at"] is not None
+    assert earlier["resolved_at"] >= earlier["failed_at"]
+    assert later["resolved_at"] is None
+
+
+def test_a_run_leaves_the_failures_of_other_partitions_unresolved(
+    materialize_sync: Any, sqlite_url: str, sync_day: date, stored_failures: Any
+) -> None:
+    day_before = sync_day - timedelta(days=1)
+    create(
+        sqlite_url,
+        "visitors",
+        Column("id", Text),
+        Column("plan", Text),
+        Column("seats", Integer),
+        Column("email", Text),
+        Column("updated_at", DateTime),
+        rows=[
+            {"id": None, "plan": "pro", "seats": 1, "email": None, "updated_at": at(day, 8)}
+            for day in (day_before, sync_day)
+        ],
+    )
+
+    materialize_sync(VISITORS, day_before)
+    materialize_sync(VISITORS, sync_day)
+
+    assert [(f["partition_key"], f["resolved_at"]) for f in stored_failures()] == [
+        (day_before.isoformat(), None),
+        (sync_day.isoformat(), None),
+    ]
 
 
 def test_bad_event_rows_are_stored_with_record_field_and_reason(
@@ -269,7 +320,7 @@ def test_the_failures_table_in_the_metadata_shows_id_field_and_reason(
 # -- refused and missing credentials --------------------------------------------------------
 
 
-def test_a_refused_integration_key_fails_the_step_naming_the_sync_and_authentication(
+def test_a_refused_integration_key_stops_the_step_before_sending_naming_sync_and_auth(
     materialize_sync: Any, sqlite_url: str, sync_day: date
 ) -> None:
     visitors(sqlite_url, sync_day, [("v-1", "pro", 1), ("v-2", "pro", 2)])
@@ -285,9 +336,9 @@ def test_a_refused_integration_key_fails_the_step_naming_the_sync_and_authentica
     assert not run.result.success
     failure = run.step_failure("pendo").user_failure_data
     assert failure.description.startswith(
-        f"sync 'visitor_profiles' partition {sync_day.isoformat()} stopped: Authentication "
-        "failed: Pendo refused the integration key (HTTP 403 on POST "
-        "/api/v1/metadata/visitor/custom/value)"
+        f"sync 'visitor_profiles' partition {sync_day.isoformat()} stopped before sending: "
+        "Authentication failed: Pendo refused the integration key (HTTP 403 on GET "
+        "/api/v1/metadata/schema/visitor)"
     )
     assert failure.description.endswith("(0 sent, 2 failed, 0 skipped of 2 rows)")
     assert "not-the-key" not in failure.description
@@ -302,7 +353,9 @@ def test_a_refused_key_is_not_retried(
     run = materialize_sync(VISITORS, sync_day, integration_key="not-the-key", max_in_flight=1)
 
     assert run.result.retry_attempts_for_node("pendo__visitor_profiles") == 0
-    assert sandbox.state(requests=False)["counters"]["responses_by_status"] == {"403": 1}
+    state = sandbox.state()
+    assert state["counters"]["responses_by_status"] == {"403": 1}
+    assert [(r["method"], r["path"]) for r in state["requests"]] == [("GET", SCHEMA)]
 
 
 def test_a_refused_key_records_every_row_as_not_sent(
@@ -312,10 +365,10 @@ def test_a_refused_key_records_every_row_as_not_sent(
 
     run = materialize_sync(VISITORS, sync_day, integration_key="not-the-key", max_in_flight=1)
 
-    failures = stored(stored_failures(run_id=run.run_id))
-    assert failures[0] == ("v-1", None, failures[0][2], None)
-    assert failures[0][2].startswith(NOT_SENT_KEY)
-    assert failures[1] == (None, "visitorId", "visitorId identifier is missing or empty", None)
+    assert stored(stored_failures(run_id=run.run_id)) == [
+        ("v-1", None, NOT_SENT_KEY_REFUSED_ON_SCHEMA, None),
+        (None, "visitorId", "visitorId identifier is missing or empty", None),
+    ]
     metadata = {k: v.value for k, v in run.step_failure("pendo").user_failure_data.metadata.items()}
     assert {k: metadata[k] for k in ("dagster/row_count", "sent", "failed", "skipped")} == {
         "dagster/row_count": 2,
@@ -339,17 +392,27 @@ def test_rows_pendo_accepted_before_the_key_was_refused_count_as_sent(
         source=VISITORS.source,
         mapping={"id": "visitorId", "plan": "plan"},
     )
+    # The schema read passes; Pendo accepts the first batch (v-1), then refuses the key.
     accepted = {"total": 1, "updated": 1, "failed": 0, "missing": [], "errors": []}
-    sandbox.script_faults([{"status": 200, "body": accepted}, {"status": 403}])
+    sandbox.script_faults(
+        [
+            {"status": 200, "body": accepted, "path": CUSTOM},
+            {"status": 403, "path": CUSTOM},
+        ]
+    )
 
     run = materialize_sync(spec, sync_day, batch_size=1, max_in_flight=1)
 
     failure = run.step_failure("pendo").user_failure_data
+    assert failure.description.startswith(
+        f"sync 'visitor_profiles' partition {sync_day.isoformat()} stopped: Authentication "
+        f"failed: Pendo refused the integration key (HTTP 403 on POST {CUSTOM})"
+    )
     assert failure.description.endswith("(1 sent, 2 failed, 0 skipped of 3 rows)")
     assert failure.metadata["sent"].value == 1
-    assert [(f["record_id"], f["reason"][:60]) for f in stored_failures()] == [
-        ("v-2", NOT_SENT_KEY[:60]),
-        ("v-3", NOT_SENT_KEY[:60]),
+    assert [(f["record_id"], f["reason"]) for f in stored_failures()] == [
+        ("v-2", NOT_SENT_KEY_REFUSED_ON_WRITE),
+        ("v-3", NOT_SENT_KEY_REFUSED_ON_WRITE),
     ]
 
 
@@ -413,3 +476,50 @@ def test_a_metadata_only_sync_needs_no_track_secret(
 
     assert run.result.success
     assert run.metadata("pendo")["sent"] == 1
+
+
+# -- mapped fields Pendo lacks ------------------------------------------------------------------
+
+UNKNOWN_FIELDS = SyncSpec(
+    name=VISITORS.name,
+    object_type=VISITORS.object_type,
+    source=VISITORS.source,
+    mapping={"id": "visitorId", "plan": "plan", "seats": "licences", "email": "agent.phone"},
+    max_failure_rate=1.0,
+)
+MISSING_FIELDS = (
+    "sync 'visitor_profiles': Pendo has no visitor metadata field(s) custom.licences, "
+    "agent.phone. Add them in Pendo under Settings > Data Mappings (custom fields) before "
+    "syncing, or remove them from the mapping. Nothing was sent."
+)
+
+
+def test_mapped_fields_pendo_lacks_stop_the_step_before_sending_without_a_retry(
+    materialize_sync: Any, sandbox: SandboxServer, sqlite_url: str, sync_day: date
+) -> None:
+    visitors(sqlite_url, sync_day, [("v-1", "pro", 1), (None, "pro", 2)])
+
+    run = materialize_sync(UNKNOWN_FIELDS, sync_day)
+
+    assert not run.result.success
+    assert not run.materialized("pendo")
+    assert run.step_failure("pendo").user_failure_data.description == (
+        f"sync 'visitor_profiles' partition {sync_day.isoformat()} stopped before sending: "
+        f"{MISSING_FIELDS} (0 sent, 2 failed, 0 skipped of 2 rows)"
+    )
+    assert run.result.retry_attempts_for_node("pendo__visitor_profiles") == 0
+    assert [(r["method"], r["path"]) for r in sandbox.state()["requests"]] == [("GET", SCHEMA)]
+
+
+def test_mapped_fields_pendo_lacks_record_every_valid_row_as_not_sent(
+    materialize_sync: Any, sqlite_url: str, sync_day: date, stored_failures: Any
+) -> None:
+    visitors(sqlite_url, sync_day, [("v-1", "pro", 1), (None, "pro", 2), ("v-2", "pro", 3)])
+
+    run = materialize_sync(UNKNOWN_FIELDS, sync_day)
+
+    assert stored(stored_failures(run_id=run.run_id)) == [
+        ("v-1", None, f"not sent: {MISSING_FIELDS}", None),
+        (None, "visitorId", "visitorId identifier is missing or empty", None),
+        ("v-2", None, f"not sent: {MISSING_FIELDS}", None),
+    ]

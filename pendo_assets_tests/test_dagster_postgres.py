@@ -1,7 +1,8 @@
 """The three kinds of sync from a PostgreSQL warehouse through ``dagster.materialize``.
 
 Timestamps are real ``timestamptz`` and the warehouse session runs in New York time, so a row
-lands in the right partition only if days are cut in UTC. Never skipped under CI=true (see the
+lands in the right partition only if days are cut in UTC. The sync state (``pendo_sync_state``,
+``pendo_sync_failures``) can live on PostgreSQL too. Never skipped under CI=true (see the
 ``postgres_url`` fixture).
 """
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from pendo_assets.defs.database_resources import SyncStateResource
 from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -300,3 +302,56 @@ def test_a_bad_postgres_row_is_stored_as_a_failure_like_any_other(
         "event property name '2fast' starts with a digit; Pendo would hide it",
     )
     assert run.metadata("pendo")["failed"] == 1
+
+
+def test_sync_state_on_postgres_lets_a_second_run_skip_what_pendo_already_has(
+    materialize_sync: Any,
+    sync_resources: Any,
+    sandbox: SandboxServer,
+    warehouse: Any,
+    postgres_url: str,
+    pg_schema: str,
+    sync_day: date,
+) -> None:
+    table = warehouse.create(
+        "visitors",
+        Column("id", Text),
+        Column("plan", Text),
+        Column("updated_at", DateTime(timezone=True)),
+        rows=[
+            {"id": "v-1", "plan": "pro", "updated_at": utc(sync_day, 8)},
+            {"id": "v-2", "plan": "starter", "updated_at": utc(sync_day, 9)},
+        ],
+    )
+    spec = SyncSpec(
+        name="pg_state_visitors",
+        object_type="visitor_metadata",
+        source=SourceSpec(table=table, partition_column="updated_at"),
+        mapping={"id": "visitorId", "plan": "plan"},
+    )
+    # The state tables go to the test's own schema, dropped afterwards.
+    state_url = sa.make_url(postgres_url).update_query_dict(
+        {"options": f"-c search_path={pg_schema}"}
+    )
+
+    def resources() -> dict[str, Any]:
+        return {
+            **sync_resources(warehouse_url=warehouse.reader_url),
+            "sync_state": SyncStateResource(url=state_url.render_as_string(hide_password=False)),
+        }
+
+    runs = [materialize_sync(spec, sync_day, resources=resources()) for _ in range(2)]
+
+    assert [
+        (r.metadata("pendo")["sent"], r.metadata("pendo")["skipped_unchanged"]) for r in runs
+    ] == [
+        (2, 0),  # the first run sends both
+        (0, 2),  # the second finds both unchanged in pendo_sync_state
+    ]
+    engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.text(f"SELECT record_key FROM {pg_schema}.pendo_sync_state ORDER BY record_key")
+        ).scalars()
+        assert list(keys) == ["v-1", "v-2"]
+    engine.dispose()

@@ -1,7 +1,9 @@
 """``warehouse/<name>`` and ``pendo/<name>`` through ``dagster.materialize``, one partition each.
 
 For each object type: a SQLite warehouse built here, the exact payloads the sandbox stored, and
-the counts the pendo asset's materialization reports.
+the counts the pendo asset's materialization reports. A metadata step first reads Pendo's schema
+(one GET) and sends values in the types Pendo declares; ``pendo_sync_state`` at the state URL
+remembers what Pendo accepted, so a later run of a partition sends only what changed.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, Text
 
+from pendo_assets.defs.factory import daily_partitions
+from pendo_assets.defs.sync_assets import build_sync_assets
 from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets.sync.state_store import StateStore
+from pendo_assets_tests.conftest import SyncMaterialization
 
 VISITORS = SyncSpec(
     name="visitors_to_pendo",
@@ -53,6 +60,12 @@ EVENTS = SyncSpec(
         "url": "context_url",
     },
 )
+SCHEMA = "/api/v1/metadata/schema/visitor"
+CUSTOM = "/api/v1/metadata/visitor/custom/value"
+AGENT = "/api/v1/metadata/visitor/agent/value"
+# signup_date is a `time` field in Pendo: the warehouse's ISO text '2026-01-15T09:30:00Z'
+# reaches Pendo as epoch milliseconds.
+SIGNUP_MS = 1768469400000
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -234,7 +247,7 @@ def test_visitor_partition_writes_custom_fields_and_the_agent_email_of_that_day(
                 "plan": "starter",
                 "seats": None,
                 "is_trial": True,
-                "signup_date": "2026-01-15T09:30:00Z",
+                "signup_date": SIGNUP_MS,
             },
             "agent": {"email": "v-1@example.com"},
         },
@@ -243,7 +256,7 @@ def test_visitor_partition_writes_custom_fields_and_the_agent_email_of_that_day(
                 "plan": "pro",
                 "seats": 40,
                 "is_trial": False,
-                "signup_date": "2026-01-15T09:30:00Z",
+                "signup_date": SIGNUP_MS,
             },
             "agent": {"email": "v2@new.example.com"},
         },
@@ -252,23 +265,80 @@ def test_visitor_partition_writes_custom_fields_and_the_agent_email_of_that_day(
                 "plan": "enterprise",
                 "seats": 250,
                 "is_trial": False,
-                "signup_date": "2026-01-15T09:30:00Z",
+                "signup_date": SIGNUP_MS,
             },
             "agent": {"email": "v-3@example.com"},
         },
     }
 
 
+def test_values_are_sent_in_the_types_pendo_declares_for_their_fields(
+    materialize_sync: Any, sandbox: SandboxServer, sqlite_url: str, sync_day: date
+) -> None:
+    create(
+        sqlite_url,
+        "visitors",
+        Column("id", Text),
+        Column("seats", Text),  # number in Pendo
+        Column("is_trial", Integer),  # boolean in Pendo
+        Column("signup_date", Text),  # time in Pendo
+        Column("updated_at", DateTime),
+        rows=[
+            {
+                "id": "v-1",
+                "seats": "42",
+                "is_trial": 1,
+                "signup_date": "2026-01-15T09:30:00Z",
+                "updated_at": at(sync_day, 8),
+            },
+            {
+                "id": "v-2",
+                "seats": "7.5",
+                "is_trial": 0,
+                "signup_date": "1768469400000",
+                "updated_at": at(sync_day, 9),
+            },
+        ],
+    )
+    spec = SyncSpec(
+        name="typed_visitors",
+        object_type="visitor_metadata",
+        source=VISITORS.source,
+        mapping={
+            "id": "visitorId",
+            "seats": "seats",
+            "is_trial": "is_trial",
+            "signup_date": "signup_date",
+        },
+    )
+
+    run = materialize_sync(spec, sync_day)
+
+    assert run.result.success
+    [custom] = [r["body"] for r in sandbox.state()["requests"] if r["path"] == CUSTOM]
+    assert custom == [
+        {
+            "visitorId": "v-1",
+            "values": {"seats": 42, "is_trial": True, "signup_date": SIGNUP_MS},
+        },
+        {
+            "visitorId": "v-2",
+            "values": {"seats": 7.5, "is_trial": False, "signup_date": SIGNUP_MS},
+        },
+    ]
+
+
 @pytest.mark.usefixtures("visitor_rows")
-def test_visitor_partition_sends_one_request_per_metadata_group(
+def test_visitor_partition_reads_the_schema_then_sends_custom_then_agent_values(
     materialize_sync: Any, sandbox: SandboxServer, sync_day: date
 ) -> None:
     materialize_sync(VISITORS, sync_day)
 
     requests = sandbox.state()["requests"]
-    assert sorted((r["method"], r["path"], r["query"]) for r in requests) == [
-        ("POST", "/api/v1/metadata/visitor/agent/value", {"create": "true"}),
-        ("POST", "/api/v1/metadata/visitor/custom/value", {"create": "true"}),
+    assert [(r["method"], r["path"], r["query"]) for r in requests] == [
+        ("GET", SCHEMA, {}),
+        ("POST", CUSTOM, {"create": "true"}),
+        ("POST", AGENT, {"create": "true"}),
     ]
 
 
@@ -289,7 +359,8 @@ def test_pendo_asset_metadata_accounts_for_every_row_read(
         metadata["dagster/row_count"] == metadata["sent"] + metadata["failed"] + metadata["skipped"]
     )
     assert metadata["retried"] == 0
-    assert metadata["requests"] == 2
+    assert metadata["skipped_unchanged"] == 0
+    assert metadata["requests"] == 3  # the schema read, then one request per metadata group
     assert metadata["failures"] == "No failed rows."
     assert isinstance(metadata["duration_seconds"], float)
     assert isinstance(metadata["records_per_second"], float)
@@ -387,8 +458,178 @@ def test_update_mode_fails_ids_pendo_does_not_know_as_not_found_in_pendo(
     assert metadata["failures"].splitlines()[2] == "| v-unknown |  | not found in Pendo |"
     [failure] = stored_failures(sync_name="visitor_updates")
     assert (failure["record_id"], failure["reason"]) == ("v-unknown", "not found in Pendo")
-    _, update = sandbox.state()["requests"]  # after the set-up write: one, without create
-    assert (update["path"], update["query"]) == ("/api/v1/metadata/visitor/custom/value", {})
+    # After the set-up write: the schema read, then one update, without create.
+    _, schema_read, update = sandbox.state()["requests"]
+    assert (schema_read["method"], schema_read["path"]) == ("GET", SCHEMA)
+    assert (update["method"], update["path"], update["query"]) == ("POST", CUSTOM, {})
+
+
+def test_the_agent_request_carries_only_the_rows_whose_custom_values_pendo_accepted(
+    materialize_sync: Any, sandbox: SandboxServer, sqlite_url: str, sync_day: date
+) -> None:
+    visitors_table(
+        sqlite_url,
+        [
+            visitor("v-known", at(sync_day, 8), plan="pro"),
+            visitor("v-unknown", at(sync_day, 9), plan="pro"),
+        ],
+    )
+    spec = SyncSpec(
+        name="visitor_updates",
+        object_type="visitor_metadata",
+        mode="update",
+        source=VISITORS.source,
+        mapping={"id": "visitorId", "plan": "plan", "email": "agent.email"},
+        max_failure_rate=0.5,
+    )
+    with sandbox_client(sandbox) as client:  # only v-known exists in Pendo
+        client.post(
+            "/api/v1/metadata/visitor/custom/value",
+            params={"create": "true"},
+            json=[{"visitorId": "v-known", "values": {"plan": "starter"}}],
+        ).raise_for_status()
+
+    run = materialize_sync(spec, sync_day)
+
+    assert run.result.success
+    _, _, custom, agent = sandbox.state()["requests"]  # after the set-up write and the schema
+    assert [v["visitorId"] for v in custom["body"]] == ["v-known", "v-unknown"]
+    assert (agent["path"], agent["body"]) == (
+        AGENT,
+        [{"visitorId": "v-known", "values": {"email": "v-known@example.com"}}],
+    )
+
+
+# -- change detection: pendo_sync_state ----------------------------------------------------------
+
+
+@pytest.fixture
+def materialize_with_config(sync_resources: Any) -> Any:
+    """``materialize_with_config(spec, day, config)``: like ``materialize_sync``, with ``config``
+    as the run config of the ``pendo/<name>`` step."""
+
+    def materialize(spec: SyncSpec, day: date, config: dict[str, Any]) -> SyncMaterialization:
+        result = dg.materialize(
+            build_sync_assets(spec, daily_partitions(day - timedelta(days=10))),
+            resources=sync_resources(),
+            partition_key=day.isoformat(),
+            run_config={"ops": {f"pendo__{spec.name}": {"config": config}}},
+            raise_on_error=False,
+        )
+        return SyncMaterialization(spec, day.isoformat(), result)
+
+    return materialize
+
+
+def sync_state(state_url: str, sync_name: str, keys: list[str]) -> tuple[int, list[str]]:
+    """How many records ``pendo_sync_state`` holds for the sync, and which of ``keys``."""
+    engine = sa.create_engine(state_url, poolclass=sa.NullPool)
+    try:
+        store = StateStore(engine)
+        return store.count(sync_name), sorted(store.known(sync_name, keys))
+    finally:
+        engine.dispose()
+
+
+def counts(metadata: dict[str, Any]) -> dict[str, Any]:
+    keys = ("dagster/row_count", "sent", "failed", "skipped", "skipped_unchanged", "requests")
+    return {k: metadata[k] for k in keys}
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_the_pendo_asset_records_each_record_pendo_accepted_in_the_sync_state(
+    materialize_sync: Any, state_url: str, sync_day: date
+) -> None:
+    run = materialize_sync(VISITORS, sync_day)
+
+    assert run.result.success
+    everyone = ["v-before", "v-1", "v-2", "v-3", "v-after"]
+    assert sync_state(state_url, VISITORS.name, everyone) == (3, ["v-1", "v-2", "v-3"])
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_a_second_run_of_the_partition_skips_every_unchanged_row_without_a_request(
+    materialize_sync: Any, sandbox: SandboxServer, sync_day: date
+) -> None:
+    first = materialize_sync(VISITORS, sync_day)
+    requests_of_first = sandbox.state(requests=False)["counters"]["requests"]
+
+    second = materialize_sync(VISITORS, sync_day)
+
+    assert (first.result.success, second.result.success) == (True, True)
+    assert requests_of_first == 3
+    assert counts(second.metadata("pendo")) == {
+        "dagster/row_count": 4,
+        "sent": 0,
+        "failed": 0,
+        "skipped": 4,  # v-2's superseded row, and the three rows Pendo has as they are
+        "skipped_unchanged": 3,
+        "requests": 0,  # nothing to send: not even the schema is read
+    }
+    assert sandbox.state(requests=False)["counters"]["requests"] == requests_of_first
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_a_second_run_of_the_partition_sends_only_the_rows_that_changed(
+    materialize_sync: Any, sandbox: SandboxServer, sqlite_url: str, sync_day: date
+) -> None:
+    materialize_sync(VISITORS, sync_day)
+    requests_of_first = len(sandbox.state()["requests"])
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE visitors SET plan = 'team' WHERE id = 'v-3'")
+    engine.dispose()
+
+    run = materialize_sync(VISITORS, sync_day)
+
+    assert counts(run.metadata("pendo")) == {
+        "dagster/row_count": 4,
+        "sent": 1,
+        "failed": 0,
+        "skipped": 3,
+        "skipped_unchanged": 2,
+        "requests": 3,
+    }
+    requests = sandbox.state()["requests"][requests_of_first:]
+    assert [(r["path"], r["body"]) for r in requests] == [
+        (SCHEMA, None),
+        (
+            CUSTOM,
+            [
+                {
+                    "visitorId": "v-3",
+                    "values": {
+                        "plan": "team",
+                        "seats": 250,
+                        "is_trial": False,
+                        "signup_date": SIGNUP_MS,
+                    },
+                }
+            ],
+        ),
+        (AGENT, [{"visitorId": "v-3", "values": {"email": "v-3@example.com"}}]),
+    ]
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_a_full_refresh_resends_every_row_pendo_already_has(
+    materialize_sync: Any, materialize_with_config: Any, sandbox: SandboxServer, sync_day: date
+) -> None:
+    materialize_sync(VISITORS, sync_day)
+    sandbox.reset()  # Pendo loses the visitors; the sync state still says it has them
+
+    run = materialize_with_config(VISITORS, sync_day, {"full_refresh": True})
+
+    assert run.result.success
+    assert counts(run.metadata("pendo")) == {
+        "dagster/row_count": 4,
+        "sent": 3,
+        "failed": 0,
+        "skipped": 1,  # only v-2's superseded row
+        "skipped_unchanged": 0,
+        "requests": 3,
+    }
+    assert sorted(sandbox.state(requests=False)["metadata"]["visitor"]) == ["v-1", "v-2", "v-3"]
 
 
 # -- account metadata ----------------------------------------------------------------------------
@@ -407,7 +648,8 @@ def test_account_partition_writes_the_accounts_whose_utc_day_it_is(
         "a-2": {"custom": {"name": "Globex", "tier": "silver", "arr": None}, "agent": {}},
     }
     metadata = run.metadata("pendo")
-    assert (metadata["dagster/row_count"], metadata["sent"], metadata["requests"]) == (2, 2, 1)
+    # Two requests: the account schema read and one custom request (accounts have no agent).
+    assert (metadata["dagster/row_count"], metadata["sent"], metadata["requests"]) == (2, 2, 2)
 
 
 # -- track events --------------------------------------------------------------------------------
@@ -471,6 +713,38 @@ def test_event_partition_metadata_counts_one_request_per_event(
         "retried": 0,
         "requests": 3,
     }
+
+
+@pytest.mark.usefixtures("event_rows")
+def test_an_event_partition_reads_no_metadata_schema(
+    materialize_sync: Any, sandbox: SandboxServer, sync_day: date
+) -> None:
+    materialize_sync(EVENTS, sync_day)
+
+    assert [(r["method"], r["path"]) for r in sandbox.state()["requests"]] == [
+        ("POST", "/data/track")
+    ] * 3
+
+
+@pytest.mark.usefixtures("event_rows")
+def test_a_second_run_of_an_event_partition_sends_no_event_twice(
+    materialize_sync: Any, sandbox: SandboxServer, sync_day: date
+) -> None:
+    materialize_sync(EVENTS, sync_day)
+
+    run = materialize_sync(EVENTS, sync_day)
+
+    assert run.result.success
+    metadata = run.metadata("pendo")
+    assert counts(metadata) == {
+        "dagster/row_count": 3,
+        "sent": 0,
+        "failed": 0,
+        "skipped": 3,
+        "skipped_unchanged": 3,  # delivered by the first run
+        "requests": 0,
+    }
+    assert len(sandbox.state(requests=False)["events"]) == 3
 
 
 def test_events_older_than_seven_days_are_sent_and_warned_about(

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
 from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.state_store import StateStore, state_engine
 
 
 def masked(url: str) -> str:
@@ -42,16 +43,28 @@ class SyncStateResource(dg.ConfigurableResource):
 
     url: str = Field(repr=False, description="SQLAlchemy URL of the sync state database.")
     _store: FailureStore | None = PrivateAttr(default=None)
+    _state: StateStore | None = PrivateAttr(default=None)
+    _engine: sa.Engine | None = PrivateAttr(default=None)
 
     @property
     def display_url(self) -> str:
         return masked(self.url)
 
+    def get_engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = state_engine(self.url)
+        return self._engine
+
     def failure_store(self) -> FailureStore:
         if self._store is None:
-            self._store = FailureStore(sa.create_engine(self.url, pool_pre_ping=True))
+            self._store = FailureStore(self.get_engine())
         return self._store
 
+    def state_store(self) -> StateStore:
+        if self._state is None:
+            self._state = StateStore(self.get_engine())
+        return self._state
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._store is not None:
-            self._store.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()

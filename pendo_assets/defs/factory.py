@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
 from pendo_assets.sync.spec import SyncsFile, SyncSpec
 
 from .automation import build_job, build_schedule, build_sensor
+from .retry_sensor import build_retry_sensor
 from .sync_assets import build_sync_assets
 
 
@@ -56,6 +57,7 @@ def build_pendo_definitions(
         jobs.append(job)
         schedules.append(build_schedule(job))
         sensors.append(build_sensor(spec, job, partitions_def))
+        sensors.append(build_retry_sensor(spec, job))
     return dg.Definitions(
         assets=assets,
         jobs=jobs,

@@ -6,11 +6,19 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from pendo_assets.client import MissingCredentialError, PendoConfigError
+from pendo_assets.client import (
+    MissingCredentialError,
+    PendoAuthError,
+    PendoConfigError,
+    PendoRequestError,
+    PendoUnavailableError,
+)
 from pendo_assets.sync.convert import to_identifiers
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.field_types import MissingFieldsError
 from pendo_assets.sync.outcome import SyncAborted
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SyncSpec
@@ -139,11 +147,20 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     )
     def pushed(
         context: dg.AssetExecutionContext,
+        config: SyncRunConfig,
         frame: pd.DataFrame,
         pendo: PendoResource,
         sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
         store = sync_state.failure_store()
+        options = SyncOptions(
+            max_in_flight=pendo.max_in_flight,
+            run_id=context.run.run_id,
+            full_refresh=config.full_refresh,
+            resend_events=config.resend_events,
+            dry_run=config.dry_run,
+            preflight=spec.is_metadata,
+        )
         try:
             client = pendo.get_client()
         except PendoConfigError as error:
@@ -156,15 +173,20 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
                 frame,
                 client,
                 partition_key=context.partition_key,
-                options=SyncOptions(max_in_flight=pendo.max_in_flight),
+                options=options,
+                state=sync_state.state_store(),
                 log=context.log,
             )
-        except MissingCredentialError as error:
+        except (MissingCredentialError, MissingFieldsError, PendoAuthError) as error:
+            # Configuration: no retry can help. (Auth errors reach here from the preflight.)
             raise dg.Failure(
                 description=f"sync {spec.name!r}: {error}", allow_retries=False
             ) from None
+        except (PendoUnavailableError, PendoRequestError) as error:
+            raise dg.Failure(description=f"sync {spec.name!r}: {error}") from None
         except SyncAborted as aborted:
-            _record(store, spec, context, aborted.report)
+            if not config.dry_run:  # a dry run changes no state, not even the failures table
+                _record(store, spec, context, aborted.report)
             raise dg.Failure(
                 description=str(aborted),
                 metadata=_report_metadata(aborted.report),
@@ -172,6 +194,11 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             ) from None
         finally:
             client.close()
+        if report.dry_run is not None:
+            return dg.MaterializeResult(
+                metadata=_dry_run_metadata(report),
+                check_results=[_failure_rate_check(spec, report)],
+            )
         _record(store, spec, context, report)
         for warning in report.warnings:
             context.log.warning(warning)
@@ -183,9 +210,43 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     return pushed
 
 
+class SyncRunConfig(dg.Config):
+    """Run config of every `pendo/<name>` asset (Launchpad, or `--config-json`)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Resend every record, changed or not (events only with resend_events).",
+    )
+    resend_events: bool = Field(
+        default=False,
+        description="With full_refresh: resend track events Pendo already has (duplicates them).",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Read, map, validate and diff; send nothing and change no state.",
+    )
+
+
+def _dry_run_metadata(report: SyncReport) -> dict[str, Any]:
+    assert report.dry_run is not None
+    dry = report.dry_run
+    return {
+        "dry_run": True,
+        "dagster/row_count": report.rows,
+        "would_create": dry.would_create,
+        "would_change": dry.would_change,
+        "unchanged": dry.unchanged,
+        "invalid": dry.invalid,
+        "preview": dg.MetadataValue.md(dry.preview),
+        "failures": dg.MetadataValue.md(report.failures_markdown()),
+    }
+
+
 def _record(
     store: FailureStore, spec: SyncSpec, context: dg.AssetExecutionContext, report: SyncReport
 ) -> None:
+    """Store this run's failed rows; earlier runs' failures of the partition become history."""
+    store.resolve_earlier(sync_name=spec.name, partition_key=context.partition_key)
     if report.failures:
         store.record(
             sync_name=spec.name,
@@ -202,6 +263,7 @@ def _report_metadata(report: SyncReport) -> dict[str, Any]:
         "failed": report.failed,
         "retried": report.retried,
         "skipped": report.skipped,
+        "skipped_unchanged": report.skipped_unchanged,
         "requests": report.requests,
         "duration_seconds": round(report.duration_seconds, 3),
         "records_per_second": round(report.records_per_second, 1),

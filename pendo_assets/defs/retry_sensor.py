@@ -1,0 +1,243 @@
+"""Per sync: a sensor that re-runs the partitions whose last run left failed rows.
+
+A retry run is an ordinary run of the sync's job for one partition. Rows Pendo already has
+unchanged are skipped, so only the failed rows go out again, with their current warehouse
+values. When the run ends, the partition's earlier failures are marked resolved in
+`pendo_sync_failures` and the rows that still fail are recorded again, with the new time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the name
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+from pendo_assets.sync.spec import SyncSpec
+
+from .database_resources import SyncStateResource
+
+RETRY_SENSOR_INTERVAL_SECONDS = 60
+RETRY_ATTEMPT_TAG = "pendo_assets/retry_attempt"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The evaluation time; tests pass their own clock to `build_retry_sensor` instead."""
+    return datetime.now(UTC)
+
+
+def retry_sensor_name(spec: SyncSpec) -> str:
+    return f"{spec.name}_retry_failed_rows"
+
+
+def retry_delay(spec: SyncSpec, attempts: int) -> timedelta:
+    """How long attempt `attempts + 1` waits: the base delay, doubled for every attempt made."""
+    return timedelta(minutes=spec.retry_base_delay_minutes * 2**attempts)
+
+
+@dataclass
+class PartitionRetries:
+    """The cursor's entry for one partition with unresolved failures.
+
+    `failed_at` is the latest failure the last decision was based on; `requested_at` is when the
+    last attempt was requested (None before the first).
+    """
+
+    attempts: int = 0
+    failed_at: datetime | None = None
+    requested_at: datetime | None = None
+    gave_up: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "failed_at": _iso(self.failed_at),
+            "requested_at": _iso(self.requested_at),
+            "gave_up": self.gave_up,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> PartitionRetries:
+        return cls(
+            attempts=int(data["attempts"]),
+            failed_at=_parse(data.get("failed_at")),
+            requested_at=_parse(data.get("requested_at")),
+            gave_up=bool(data.get("gave_up", False)),
+        )
+
+    def due(self, spec: SyncSpec, latest_failure: datetime) -> datetime:
+        """When the next attempt (or, after the last one, giving up) is due.
+
+        Counted from the latest failure, or from the last request if that is later: a retry run
+        that has not ended yet (queued, running, or stopped before recording anything) has left
+        no newer failure, and is given the full delay before another attempt.
+        """
+        start = max(latest_failure, self.requested_at or latest_failure)
+        try:
+            return start + retry_delay(spec, self.attempts)
+        except OverflowError:  # a delay past the year 9999: never
+            return datetime.max.replace(tzinfo=UTC)
+
+
+def parse_cursor(cursor: str | None) -> dict[str, PartitionRetries]:
+    """The cursor as entries per partition key; raises ValueError when it cannot be read."""
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return {str(key): PartitionRetries.from_json(value) for key, value in data.items()}
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"cannot read the cursor {cursor!r}: {error}") from None
+
+
+def dump_cursor(entries: dict[str, PartitionRetries]) -> str:
+    return json.dumps({key: entries[key].to_json() for key in sorted(entries)}, sort_keys=True)
+
+
+def build_retry_sensor(
+    spec: SyncSpec,
+    job: UnresolvedAssetJobDefinition,
+    *,
+    clock: Clock | None = None,
+) -> dg.SensorDefinition:
+    """`<name>_retry_failed_rows`: requests partitions with unresolved failures, with backoff.
+
+    Attempt n of a partition is requested base_delay_minutes * 2**(n-1) after its latest
+    failure, up to retry.max_attempts; then the sensor gives up on the partition (logged once)
+    and its failures stay unresolved in `pendo_sync_failures`. A partition without unresolved
+    failures leaves the cursor, so a later failure starts again from attempt 1.
+    """
+
+    @dg.sensor(
+        name=retry_sensor_name(spec),
+        job=job,
+        minimum_interval_seconds=RETRY_SENSOR_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=f"Re-runs the partitions of `{spec.name}` whose last run left failed rows, "
+        f"up to {spec.retry_max_attempts} times, {spec.retry_base_delay_minutes:g} minutes "
+        "after the failure and twice as long before each further attempt.",
+    )
+    def retry_failed_rows(
+        context: dg.SensorEvaluationContext, sync_state: SyncStateResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        if spec.retry_max_attempts == 0:
+            return dg.SkipReason(f"retries are off for sync {spec.name!r} (retry.max_attempts: 0)")
+        now = (clock or utc_now)()
+        try:
+            unresolved = sync_state.failure_store().unresolved_partitions(spec.name)
+        except sa.exc.SQLAlchemyError as error:
+            return dg.SkipReason(
+                f"cannot read pendo_sync_failures ({sync_state.display_url}): "
+                f"{getattr(error, 'orig', None) or error}"
+            )
+        try:
+            previous = parse_cursor(context.cursor)
+        except ValueError as error:
+            context.log.warning(f"{error}; starting again from an empty cursor")
+            previous = {}
+        return _evaluate(spec, context, now, unresolved, previous)
+
+    return retry_failed_rows
+
+
+def _evaluate(
+    spec: SyncSpec,
+    context: dg.SensorEvaluationContext,
+    now: datetime,
+    unresolved: dict[str | None, tuple[int, datetime]],
+    previous: dict[str, PartitionRetries],
+) -> dg.SensorResult | dg.SkipReason:
+    """One evaluation: which partitions to request, and the cursor that follows."""
+    entries: dict[str, PartitionRetries] = {}
+    requests: list[dg.RunRequest] = []
+    waiting: list[tuple[datetime, str, int]] = []  # (due, partition, next attempt)
+    gave_up = 0
+    # Failures without a partition cannot be re-run by partition; the sync's assets all have one.
+    partitions = sorted((k, v) for k, v in unresolved.items() if k is not None)
+    for partition, (count, latest_failed_at) in partitions:
+        latest = _as_utc(latest_failed_at)
+        entry = previous.get(partition, PartitionRetries())
+        if partition in previous:  # a partition enters the cursor with its first attempt
+            entries[partition] = entry
+        if entry.gave_up:
+            gave_up += 1
+            continue
+        due = entry.due(spec, latest)
+        if now < due:
+            waiting.append((due, partition, entry.attempts + 1))
+            continue
+        if entry.attempts >= spec.retry_max_attempts:
+            context.log.warning(
+                f"giving up on partition {partition} after {entry.attempts} attempts; "
+                f"{count} rows still failing: see pendo_sync_failures"
+            )
+            entries[partition] = replace(entry, failed_at=latest, gave_up=True)
+            gave_up += 1
+            continue
+        attempt = entry.attempts + 1
+        requests.append(
+            dg.RunRequest(
+                partition_key=partition,
+                # The failure it is based on tells apart a later round of failures of the same
+                # partition, whose attempts count from 1 again: Dagster never reuses a run key.
+                run_key=f"{spec.name}:retry:{partition}:{attempt}:{_iso(latest)}",
+                tags={RETRY_ATTEMPT_TAG: str(attempt)},
+            )
+        )
+        entries[partition] = PartitionRetries(attempts=attempt, failed_at=latest, requested_at=now)
+    cursor = dump_cursor(entries)
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    message = _skip_message(spec, waiting, gave_up)
+    if entries == previous:
+        return dg.SkipReason(message)
+    return dg.SensorResult(skip_reason=message, cursor=cursor)
+
+
+def _skip_message(spec: SyncSpec, waiting: list[tuple[datetime, str, int]], gave_up: int) -> str:
+    if not waiting and not gave_up:
+        return f"no unresolved failures of sync {spec.name!r} in pendo_sync_failures"
+    parts = []
+    if waiting:
+        due, partition, attempt = min(waiting)
+        step = (
+            f"attempt {attempt} of {spec.retry_max_attempts}"
+            if attempt <= spec.retry_max_attempts
+            else "giving up"
+        )
+        parts.append(
+            f"{len(waiting)} partition(s) with failed rows waiting; next: {partition} "
+            f"({step}) at {_iso(due)}"
+        )
+    if gave_up:
+        parts.append(
+            f"gave up on {gave_up} partition(s) after {spec.retry_max_attempts} attempts "
+            "(see pendo_sync_failures)"
+        )
+    return "; ".join(parts)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite returns the stored UTC times without a zone; PostgreSQL returns them with one."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _parse(text: Any) -> datetime | None:
+    return None if text is None else _as_utc(datetime.fromisoformat(str(text)))
