@@ -6,10 +6,14 @@ import hashlib
 import json
 from typing import Any
 
+# One shared encoder: json.dumps with non-default arguments builds a new one on every call,
+# which measured a third slower per row.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def canonical_json(value: Any) -> str:
     """One spelling per value: sorted keys, no spaces, so equal payloads hash equal."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def digest(text: str) -> str:
