@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format sandbox demo dev clean
+.PHONY: install test lint format sandbox demo dev clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ dev: $(STAMP)
 # A local Pendo sandbox on port 8787 with the demo's fields, for trying a mapping by hand.
 sandbox: $(STAMP)
 	$(BIN)/python -m pendo_assets.sandbox --port 8787 --config pendo_assets/sandbox/demo_sandbox.yaml
+
+# Sync throughput, re-sync cost, peak memory and track pacing against the sandbox, each beside
+# a naive loop (ratios). About 6-8 minutes; results also go to benchmarks/latest_results.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_sync.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
