@@ -284,11 +284,6 @@ def _insert_visitors(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(statement, [{k: v for k, v in r.items() if k != "seats"} for r in text_seats])
 
 
-def _recent(k: int) -> int:
-    """Bad rows go to the three most recent days, the partitions `make demo` syncs."""
-    return DAYS - 1 - k % 3
-
-
 def _count_days(days: Iterable[date]) -> dict[str, int]:
     return {str(day): n for day, n in sorted(Counter(days).items())}
 
@@ -392,9 +387,7 @@ class _Generator:
         for i in text_seats:
             rows[i]["seats"] = "lots"
         bad = [
-            self.visitor(
-                None if k < BAD_ROWS_PER_KIND else "", _recent(k), account_ids, tiers, emails
-            )
+            self.visitor(None if k < BAD_ROWS_PER_KIND else "", k, account_ids, tiers, emails)
             for k in range(nameless)
         ]
         self.bad_rows["visitors_null_id"] = tuple(row["email"] for row in bad[:BAD_ROWS_PER_KIND])
@@ -480,7 +473,7 @@ class _Generator:
 
         bad_kinds = [kind for kind in BAD_ROW_KINDS if kind.startswith("events_")]
         for k, kind in enumerate(bad_kinds * BAD_ROWS_PER_KIND):
-            day = DAYS - OLD_EVENT_AGE_DAYS if kind == "events_older_than_7_days" else _recent(k)
+            day = DAYS - OLD_EVENT_AGE_DAYS if kind == "events_older_than_7_days" else k % DAYS
             kinds.append((kind, self.spoil(kind, k // len(bad_kinds), paced(someone(), day))))
         for i in range(n - len(kinds)):
             kinds.append(("normal", paced(someone(), i % DAYS)))
