@@ -408,3 +408,42 @@ def test_cli_builds_the_warehouse_and_prints_the_summary(
     ]
     assert "  events_properties_not_json (2): " in out
     assert query(path, "SELECT count(*) FROM events") == [(1000,)]
+
+
+def test_bad_rows_recent_puts_bad_rows_in_the_three_partitions_the_demo_syncs(
+    tmp_path: Path,
+) -> None:
+    import sqlalchemy as sa
+
+    from pendo_assets.demo.warehouse_data import build_demo_warehouse
+
+    today = date(2026, 11, 26)
+    url = f"sqlite:///{tmp_path / 'recent.db'}"
+    build_demo_warehouse(
+        url, today=today, visitors=200, accounts=30, events=1000, bad_rows_recent=True
+    )
+    recent = {str(today - timedelta(days=n)) for n in (1, 2, 3)}
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        visitor_days = (
+            conn.execute(
+                sa.text(
+                    "select substr(updated_at, 1, 10) from visitors where id is null or id = ''"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        event_days = (
+            conn.execute(
+                sa.text(
+                    "select date(occurred_at / 1000, 'unixepoch') from events "
+                    "where visitor_id is null or event_name = ''"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert len(visitor_days) == 4 and set(visitor_days) <= recent
+    assert len(event_days) == 4 and set(event_days) <= recent

@@ -90,7 +90,9 @@ def run_demo(home: Path, today: date) -> int:
     os.environ["DAGSTER_HOME"] = str(home)
     # The sandbox starts empty every time, so the sync state from an earlier demo would be stale.
     (home / "pendo_sync_state.db").unlink(missing_ok=True)
-    summary = build_demo_warehouse(f"sqlite:///{demo_warehouse_path()}", today=today)
+    summary = build_demo_warehouse(
+        f"sqlite:///{demo_warehouse_path()}", today=today, bad_rows_recent=True
+    )
     print(summary.describe())
     syncs = load_syncs_file(SYNCS_FILE)
     partitions = last_partitions(today)
@@ -139,7 +141,11 @@ def run_dev(home: Path, today: date, port: int) -> int:
     prepare_home(home)
     os.environ["DAGSTER_HOME"] = str(home)
     if not demo_warehouse_path().exists():
-        print(build_demo_warehouse(f"sqlite:///{demo_warehouse_path()}", today=today).describe())
+        print(
+            build_demo_warehouse(
+                f"sqlite:///{demo_warehouse_path()}", today=today, bad_rows_recent=True
+            ).describe()
+        )
     config = SandboxConfig.from_yaml(SANDBOX_CONFIG)
     with SandboxServer(config) as sandbox:
         env = demo_environment(home, sandbox, config)

@@ -224,10 +224,13 @@ def build_demo_warehouse(
     visitors: int = 3000,
     accounts: int = 300,
     events: int = 20000,
+    bad_rows_recent: bool = False,
 ) -> DemoWarehouseSummary:
     """Drop and recreate ``visitors``, ``accounts`` and ``events`` at ``url`` and fill them.
 
-    The counts are exact table sizes, bad and edge rows included.
+    The counts are exact table sizes, bad and edge rows included. ``bad_rows_recent`` puts the
+    bad visitor and event rows in the three most recent days, the partitions ``make demo``
+    syncs (by default they are spread from the oldest day on).
     """
     sizes = {"visitors": visitors, "accounts": accounts, "events": events}
     for table, size in sizes.items():
@@ -238,7 +241,9 @@ def build_demo_warehouse(
     try:
         _make_sqlite_parent_dir(engine.url)
         text_seats = engine.dialect.name == "sqlite"
-        generator = _Generator(random.Random(seed), today, text_seats=text_seats)
+        generator = _Generator(
+            random.Random(seed), today, text_seats=text_seats, bad_rows_recent=bad_rows_recent
+        )
         account_rows = generator.accounts(accounts)
         tiers = {row["id"]: row["tier"] for row in account_rows if row["id"] is not None}
         visitor_rows = generator.visitors(visitors, tiers)
@@ -299,13 +304,20 @@ def _epoch_ms_date(ms: int) -> date:
 class _Generator:
     """Row makers sharing one random stream, so the order of calls fixes every value."""
 
-    def __init__(self, rng: random.Random, today: date, *, text_seats: bool) -> None:
+    def __init__(
+        self, rng: random.Random, today: date, *, text_seats: bool, bad_rows_recent: bool = False
+    ) -> None:
         self.rng = rng
+        self.bad_rows_recent = bad_rows_recent
         self.today = today
         self.text_seats = text_seats
         self.window_start = datetime.combine(today - timedelta(days=DAYS), time())
         self.bad_rows: dict[str, tuple[str, ...]] = {}
         self.edge_rows: dict[str, tuple[str, ...]] = {}
+
+    def bad_day(self, k: int, default: int) -> int:
+        """The day of the k-th bad row: the last three days when asked, else ``default``."""
+        return DAYS - 1 - k % 3 if self.bad_rows_recent else default
 
     def moment(self, day: int, *, start_s: int = 0, end_s: int = 86_400) -> datetime:
         """A whole-second naive UTC time on day ``day`` of the window (0 = today-7)."""
@@ -387,7 +399,13 @@ class _Generator:
         for i in text_seats:
             rows[i]["seats"] = "lots"
         bad = [
-            self.visitor(None if k < BAD_ROWS_PER_KIND else "", k, account_ids, tiers, emails)
+            self.visitor(
+                None if k < BAD_ROWS_PER_KIND else "",
+                self.bad_day(k, k),
+                account_ids,
+                tiers,
+                emails,
+            )
             for k in range(nameless)
         ]
         self.bad_rows["visitors_null_id"] = tuple(row["email"] for row in bad[:BAD_ROWS_PER_KIND])
@@ -473,7 +491,11 @@ class _Generator:
 
         bad_kinds = [kind for kind in BAD_ROW_KINDS if kind.startswith("events_")]
         for k, kind in enumerate(bad_kinds * BAD_ROWS_PER_KIND):
-            day = DAYS - OLD_EVENT_AGE_DAYS if kind == "events_older_than_7_days" else k % DAYS
+            day = (
+                DAYS - OLD_EVENT_AGE_DAYS
+                if kind == "events_older_than_7_days"
+                else self.bad_day(k, k % DAYS)
+            )
             kinds.append((kind, self.spoil(kind, k // len(bad_kinds), paced(someone(), day))))
         for i in range(n - len(kinds)):
             kinds.append(("normal", paced(someone(), i % DAYS)))
