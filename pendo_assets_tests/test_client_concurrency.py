@@ -68,3 +68,32 @@ def test_no_cap_means_no_waiting() -> None:
     for _ in range(100):
         limiter.acquire()
     assert clock.sleeps == []
+
+
+def test_clients_sharing_a_rate_limit_file_keep_one_cap_between_them(
+    sandbox: Any, client_factory: Callable[..., PendoClient], tmp_path: Any
+) -> None:
+    """What a Dagster run's sync steps (separate processes, separate clients) rely on."""
+    shared = str(tmp_path / "rate")
+    clients = [
+        client_factory(
+            max_requests_per_second=20,
+            rate_limit_file=shared,
+            clock=time.monotonic,
+            sleep=time.sleep,
+        )
+        for _ in range(2)
+    ]
+    records = [[MetadataRecord(f"v-{c}-{i}", {}) for i in range(15)] for c in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(
+            pool.map(
+                lambda pair: pair[0].write_metadata("visitor", pair[1], create=True, batch_size=1),
+                zip(clients, records, strict=True),
+            )
+        )
+    arrivals = sorted(r["received_at"] for r in sandbox.state(timings=True)["requests"])
+    assert len(arrivals) == 30
+    # Admission happens at least 1/20 s apart; arrival jitter on loopback is far below that,
+    # so any 0.98 s holds at most 20 arrivals (two independent limiters would allow 40).
+    assert max(sum(1 for t in arrivals if start <= t < start + 0.98) for start in arrivals) <= 20

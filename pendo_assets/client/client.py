@@ -17,7 +17,7 @@ from .errors import (
 )
 from .metadata import MetadataBatchWriter, chunked, metadata_path
 from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, SharedRateLimiter
 from .regions import normalize_region, resolve_base_url
 from .retry import RetryPolicy
 from .schema import parse_schema, schema_path
@@ -44,6 +44,7 @@ class PendoClient:
         timeout_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
+        rate_limit_file: str | None = None,
         max_connections: int = 32,
         batch_size: int = DEFAULT_BATCH_SIZE,
         sleep: Callable[[float], None] = time.sleep,
@@ -71,7 +72,13 @@ class PendoClient:
         self._transport = Transport(
             self._http,
             retry=retry or RetryPolicy(),
-            limiter=RateLimiter(max_requests_per_second, clock=clock, sleep=sleep),
+            limiter=(
+                SharedRateLimiter(
+                    max_requests_per_second, rate_limit_file, clock=clock, sleep=sleep
+                )
+                if rate_limit_file and max_requests_per_second
+                else RateLimiter(max_requests_per_second, clock=clock, sleep=sleep)
+            ),
             stats=self.stats,
             sleep=sleep,
             clock=clock,

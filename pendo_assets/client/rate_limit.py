@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Callable
 
@@ -40,4 +41,40 @@ class RateLimiter:
                 self._sleep(wait)
             admitted = self._clock()
             self._next_allowed = admitted + self._interval
+            return admitted
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same spacing across every process that names the same file.
+
+    A Dagster run executes each sync step in its own process; each has its own client, so the
+    per-run cap needs one shared record of the last send. An exclusive `flock` on the file
+    serialises the processes, and the file holds the monotonic time of the last admitted send
+    (CLOCK_MONOTONIC is system-wide on Linux, so processes can compare it).
+    """
+
+    def __init__(
+        self,
+        max_per_second: float,
+        path: str,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        super().__init__(max_per_second, clock=clock, sleep=sleep)
+        self.path = path
+
+    def acquire(self) -> float:
+        with self._lock, open(self.path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+            handle.seek(0)
+            text = handle.read().decode() or "-inf"
+            wait = float(text) + self._interval - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            admitted = self._clock()
+            handle.seek(0)
+            handle.truncate()
+            handle.write(repr(admitted).encode())
+            handle.flush()
             return admitted

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 
 import dagster as dg
 from pydantic import Field
@@ -51,9 +53,14 @@ class PendoResource(dg.ConfigurableResource):
         description="Most requests in flight at once within one sync step.",
     )
 
-    def get_client(self) -> PendoClient:
-        """A new client; close it (or use it as a context manager) when the step is done."""
+    def get_client(self, share_rate_limit_with: str | None = None) -> PendoClient:
+        """A new client; close it (or use it as a context manager) when the step is done.
+
+        Clients given the same `share_rate_limit_with` key (the run id) share one
+        requests-per-second cap, across processes.
+        """
         return PendoClient(
+            rate_limit_file=_rate_limit_file(share_rate_limit_with),
             region=self.region,
             integration_key=self.integration_key,
             track_event_secret=self.track_event_secret,
@@ -66,6 +73,13 @@ class PendoResource(dg.ConfigurableResource):
             max_connections=self.max_connections,
             batch_size=self.batch_size,
         )
+
+
+def _rate_limit_file(key: str | None) -> str | None:
+    if key is None:
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"pendo_assets_rate_{digest}")
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:

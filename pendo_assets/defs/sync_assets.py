@@ -162,7 +162,7 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             preflight=spec.is_metadata,
         )
         try:
-            client = pendo.get_client()
+            client = pendo.get_client(share_rate_limit_with=context.run.run_id)
         except PendoConfigError as error:
             raise dg.Failure(
                 description=f"sync {spec.name!r}: {error}", allow_retries=False
