@@ -39,7 +39,8 @@ def _clip(text: str | None, length: int) -> str | None:
     return text if text is None or len(text) <= length else text[: length - 1] + "…"
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most `size` items, without materialising the whole input."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -76,7 +77,7 @@ class FailureStore:
         failed_at = when or datetime.now(UTC)
         written = 0
         with self.engine.begin() as connection:
-            for chunk in _chunks(failures, _INSERT_CHUNK):
+            for chunk in chunks(failures, _INSERT_CHUNK):
                 connection.execute(
                     failures_table.insert(),
                     [

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .failure_store import chunks
 from .failure_store import metadata as shared_metadata
 
 state_table = sa.Table(
@@ -65,12 +65,6 @@ class Known:
     payload: str | None
 
 
-def _chunks(items: Sequence[str] | Iterable[Accepted], size: int) -> Iterable[list]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 class StateStore:
     """Reads and writes `pendo_sync_state` on SQLite or PostgreSQL."""
 
@@ -96,7 +90,7 @@ class StateStore:
             columns.append(state_table.c.payload)
         found: dict[str, Known] = {}
         with self.engine.connect() as connection:
-            for chunk in _chunks(list(dict.fromkeys(keys)), LOOKUP_CHUNK):
+            for chunk in chunks(list(dict.fromkeys(keys)), LOOKUP_CHUNK):
                 statement = sa.select(*columns).where(
                     state_table.c.sync_name == sync_name, state_table.c.record_key.in_(chunk)
                 )
@@ -110,7 +104,7 @@ class StateStore:
         now = datetime.now(UTC)
         written = 0
         with self._write_lock, self.engine.begin() as connection:
-            for chunk in _chunks(accepted, WRITE_CHUNK):
+            for chunk in chunks(accepted, WRITE_CHUNK):
                 rows = [
                     {
                         "sync_name": sync_name,
