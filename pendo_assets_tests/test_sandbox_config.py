@@ -16,6 +16,7 @@ VALID: dict[str, Any] = {"integration_key": "ik-123456789", "track_event_secret"
 def test_minimal_config_has_the_documented_defaults() -> None:
     config = SandboxConfig.from_dict(VALID)
     assert (config.latency_ms, config.fault_rate, config.retry_after_seconds) == (0, 0.0, 1)
+    assert config.lost_answer_rate == 0.0
     assert (config.max_batch, config.seed, config.request_log_limit) == (1000, None, 10000)
     assert config.fields == {"visitor": {}, "account": {}}
     assert config.agent_fields == {"visitor": {}, "account": {}}
@@ -75,6 +76,8 @@ def test_repr_hides_both_credentials() -> None:
         ({"fields": ["plan"]}, ["fields"]),
         ({"fault_rate": -0.1}, ["fault_rate", ">= 0"]),
         ({"fault_rate": 1.5}, ["fault_rate", "<= 1"]),
+        ({"lost_answer_rate": -0.5}, ["lost_answer_rate", ">= 0"]),
+        ({"lost_answer_rate": 2}, ["lost_answer_rate", "<= 1"]),
         ({"latency_ms": -5}, ["latency_ms"]),
         ({"latency_ms": "fast"}, ["latency_ms"]),
         ({"retry_after_seconds": -1}, ["retry_after_seconds"]),

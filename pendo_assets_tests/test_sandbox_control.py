@@ -27,6 +27,7 @@ def test_fresh_state_is_empty(sandbox: SandboxServer) -> None:
         "counters": {
             "requests": 0,
             "faults_injected": 0,
+            "answers_lost": 0,
             "pacing_429": 0,
             "properties_too_large": 0,
             "responses_by_status": {},
@@ -170,6 +171,7 @@ def test_reset_clears_metadata_events_counters_log_pacing_and_faults(
         "counters": {
             "requests": 0,
             "faults_injected": 0,
+            "answers_lost": 0,
             "pacing_429": 0,
             "properties_too_large": 0,
             "responses_by_status": {},

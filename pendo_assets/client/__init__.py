@@ -6,6 +6,7 @@ from .errors import (
     PendoAuthError,
     PendoConfigError,
     PendoError,
+    PendoInDoubtError,
     PendoRequestError,
     PendoUnavailableError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "PendoClient",
     "PendoConfigError",
     "PendoError",
+    "PendoInDoubtError",
     "PendoRequestError",
     "PendoUnavailableError",
     "RecordResult",

@@ -9,29 +9,31 @@ from typing import Any
 
 import httpx
 
-from .errors import (
-    INTEGRATION_KEY_HELP,
-    TRACK_SECRET_HELP,
-    MissingCredentialError,
-    PendoRequestError,
-)
+from .credentials import CREDENTIALS, INTEGRATION_KEY, TRACK_EVENT_SECRET, load_credential
+from .destination import destination_id
+from .errors import MissingCredentialError, PendoRequestError
 from .metadata import MetadataBatchWriter, chunked, metadata_path
 from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
 from .rate_limit import RateLimiter, SharedRateLimiter
 from .regions import normalize_region, resolve_base_url
 from .retry import RetryPolicy
 from .schema import parse_schema, schema_path
+from .scrub import Scrubber
 from .secret import Secret
 from .stats import ClientStats, StatsSnapshot
 from .track import TRACK_PATH, track_result
-from .transport import INTEGRATION_KEY, TRACK_EVENT_SECRET, Outcome, Transport, response_message
+from .transport import Outcome, Transport, response_message
 
 USER_AGENT = "pendo-assets/0.1"
 DEFAULT_BATCH_SIZE = 1000
 
 
 class PendoClient:
-    """Pendo's write API over httpx. Safe to share between threads (one connection pool)."""
+    """Pendo's write API over httpx. Safe to share between threads (one connection pool).
+
+    Credentials are stripped of surrounding whitespace and checked here, so a pasted key with
+    a stray control character fails at once with PendoConfigError naming its variable.
+    """
 
     def __init__(
         self,
@@ -54,12 +56,12 @@ class PendoClient:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        self._integration_key = load_credential(integration_key, INTEGRATION_KEY)
+        self._track_event_secret = load_credential(track_event_secret, TRACK_EVENT_SECRET)
         self.region = normalize_region(region)
         self.base_url = resolve_base_url(self.region, base_url)
         self.track_base_url = resolve_base_url(self.region, track_base_url or base_url)
         self.batch_size = batch_size
-        self._integration_key = Secret.optional(integration_key)
-        self._track_event_secret = Secret.optional(track_event_secret)
         self.stats = ClientStats()
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
@@ -83,6 +85,7 @@ class PendoClient:
             sleep=sleep,
             clock=clock,
             rng=rng or random.Random(),
+            scrub=Scrubber(_raw(v) for v in (integration_key, track_event_secret)),
         )
 
     def __repr__(self) -> str:
@@ -105,6 +108,22 @@ class PendoClient:
 
     def stats_snapshot(self) -> StatsSnapshot:
         return self.stats.snapshot()
+
+    def destination(self, credential: str) -> str:
+        """Where requests made with `credential` go, safe to store and print.
+
+        `credential` is "integration_key" (metadata) or "track_event_secret" (track events).
+        The answer is the base URL, "#", and the first 16 hex characters of a domain-separated
+        sha256 of the stripped credential ("none" when unset), at most 300 characters: a new
+        region, base URL or key gives a new destination, and the key cannot be recovered.
+        """
+        if credential == INTEGRATION_KEY:
+            return destination_id(self.base_url, self._integration_key)
+        if credential == TRACK_EVENT_SECRET:
+            return destination_id(self.track_base_url, self._track_event_secret)
+        raise ValueError(
+            f"credential must be {INTEGRATION_KEY!r} or {TRACK_EVENT_SECRET!r}, got {credential!r}"
+        )
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -176,13 +195,23 @@ class PendoClient:
     # -- track events ------------------------------------------------------------------------
 
     def send_track_event(self, event: TrackEvent) -> RecordResult:
-        """Send one event. Not idempotent: a retried timeout may record it twice in Pendo."""
+        """Send one event. Not idempotent, so it is resent only when it cannot have arrived.
+
+        Connection failures, 408 and 429 are retried. A lost answer (read timeout, dropped
+        connection) or a 5xx may come after Pendo recorded the event: that gives a failed
+        result of kind IN_DOUBT, never a second send that could record it twice.
+        """
         secret = self._require_track_secret()
         url = self.track_base_url + TRACK_PATH
 
         def send(payload: dict[str, Any]) -> Outcome:
             return self._transport.request(
-                "POST", url, credential=secret, credential_name=TRACK_EVENT_SECRET, json=payload
+                "POST",
+                url,
+                credential=secret,
+                credential_name=TRACK_EVENT_SECRET,
+                json=payload,
+                idempotent=False,
             )
 
         result = track_result(event, send)
@@ -194,16 +223,25 @@ class PendoClient:
 
     def _require_integration_key(self) -> Secret:
         if self._integration_key is None:
+            known = CREDENTIALS[INTEGRATION_KEY]
             raise MissingCredentialError(
                 "Metadata calls need a Pendo integration key with write access (set "
-                f"PENDO_INTEGRATION_KEY). {INTEGRATION_KEY_HELP}"
+                f"{known.env_var}). {known.help_text}"
             )
         return self._integration_key
 
     def _require_track_secret(self) -> Secret:
         if self._track_event_secret is None:
+            known = CREDENTIALS[TRACK_EVENT_SECRET]
             raise MissingCredentialError(
                 "Sending track events needs the Track Event shared secret (set "
-                f"PENDO_TRACK_EVENT_SECRET). {TRACK_SECRET_HELP}"
+                f"{known.env_var}). {known.help_text}"
             )
         return self._track_event_secret
+
+
+def _raw(value: str | Secret | None) -> str | None:
+    """A credential exactly as given, for masking it in any spelling."""
+    if value is None:
+        return None
+    return value.reveal() if isinstance(value, Secret) else str(value)

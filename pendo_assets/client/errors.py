@@ -49,3 +49,28 @@ class PendoRequestError(PendoError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PendoInDoubtError(PendoError):
+    """A request that is unsafe to repeat may have been applied, but its answer was lost.
+
+    Raised instead of retrying a non-idempotent request (a track event): resending could
+    record it twice. `problem` says what went wrong, without any credential.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: str,
+        method: str,
+        path: str,
+        status: int | None,
+        attempts: int,
+    ) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.method = method
+        self.path = path
+        self.status = status
+        self.attempts = attempts

@@ -21,6 +21,7 @@ class FailureKind:
     TOO_LARGE = "too_large"  # 413 even alone in a request
     UNAVAILABLE = "unavailable"  # retries exhausted: Pendo unreachable or failing
     BAD_RESPONSE = "bad_response"  # 2xx whose body does not say what was accepted
+    IN_DOUBT = "in_doubt"  # a track event Pendo may have recorded: its answer was lost
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,9 @@
-"""When and how long to wait before trying a request again."""
+"""Whether, when and how long to wait before trying a request again.
+
+Idempotent requests (metadata writes, schema reads) are repeated after any transient failure.
+A track event is repeated only when it cannot have reached Pendo: resending one that Pendo
+kept, but whose answer was lost, would record it twice.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,44 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpx
+
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Pendo refused these before doing anything: too many requests, or the request never arrived.
+NOT_APPLIED_STATUSES = frozenset({408, 429})
+# Raised before a byte of the request went out.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+)
+# The request cannot be built or sent as configured (a bad header value, URL or scheme):
+# trying again would fail the same way.
+CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)
 
 
 def is_retryable_status(status: int) -> bool:
-    """408, 429 and every 5xx: Pendo did nothing and may succeed on a later try."""
+    """408, 429 and every 5xx: a later try may succeed (a 5xx may also have been applied)."""
     return status in RETRYABLE_STATUSES or 500 <= status <= 599
+
+
+def may_repeat_after_status(status: int, *, idempotent: bool) -> bool:
+    """Whether a retryable status may be retried without risking a second effect."""
+    return idempotent or status in NOT_APPLIED_STATUSES
+
+
+def may_repeat_after_error(error: Exception, *, idempotent: bool) -> bool:
+    """Whether a transport error may be retried without risking a second effect.
+
+    A read or write error, a read timeout or a connection dropped mid-response may come after
+    Pendo applied the request, so only errors raised before sending are safe for a track event.
+    """
+    return idempotent or isinstance(error, NOT_SENT_ERRORS)
 
 
 @dataclass(frozen=True)

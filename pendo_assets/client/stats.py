@@ -13,6 +13,7 @@ class StatsSnapshot:
     records_retried: int = 0
     batch_splits: int = 0
     bisections: int = 0
+    in_doubt: int = 0  # non-idempotent requests that may have been applied, answer lost
 
 
 class ClientStats:

@@ -1,6 +1,7 @@
 """One logical request to Pendo: rate limit, credential header, retries, auth errors.
 
 Everything above this layer sees either a final response or an exception, never a retryable one.
+Exception text from httpx is scrubbed of credentials before it is logged or raised.
 """
 
 from __future__ import annotations
@@ -13,26 +14,28 @@ from typing import Any
 
 import httpx
 
+from .credentials import CREDENTIALS
 from .errors import (
-    INTEGRATION_KEY_HELP,
-    TRACK_SECRET_HELP,
     PendoAuthError,
+    PendoConfigError,
+    PendoInDoubtError,
     PendoUnavailableError,
 )
 from .rate_limit import RateLimiter
-from .retry import RetryPolicy, is_retryable_status, parse_retry_after
+from .retry import (
+    CONFIGURATION_ERRORS,
+    RetryPolicy,
+    is_retryable_status,
+    may_repeat_after_error,
+    may_repeat_after_status,
+    parse_retry_after,
+)
 from .secret import Secret
 from .stats import ClientStats
 
 logger = logging.getLogger("pendo_assets.client")
 
 CREDENTIAL_HEADER = "x-pendo-integration-key"
-INTEGRATION_KEY = "integration_key"
-TRACK_EVENT_SECRET = "track_event_secret"
-_CREDENTIAL_LABELS = {
-    INTEGRATION_KEY: ("integration key", INTEGRATION_KEY_HELP),
-    TRACK_EVENT_SECRET: ("Track Event shared secret", TRACK_SECRET_HELP),
-}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Transport:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         rng: random.Random,
+        scrub: Callable[[str], str],
     ) -> None:
         self.http = http
         self.retry = retry
@@ -81,6 +85,7 @@ class Transport:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
+        self._scrub = scrub
 
     def request(
         self,
@@ -91,8 +96,13 @@ class Transport:
         credential_name: str,
         json: Any = None,
         params: dict[str, str] | None = None,
+        idempotent: bool = True,
     ) -> Outcome:
-        """Send until a final answer; raise on auth refusal or an exhausted retry budget."""
+        """Send until a final answer; raise on auth refusal or an exhausted retry budget.
+
+        A request that is not `idempotent` is retried only when it cannot have reached Pendo;
+        after any other failure it raises PendoInDoubtError at once.
+        """
         started = self._clock()
         attempt = 0
         while True:
@@ -102,6 +112,8 @@ class Transport:
             problem: str
             status: int | None = None
             retry_after: float | None = None
+            unusable = False
+            repeatable = True
             try:
                 response = self.http.request(
                     method,
@@ -110,16 +122,33 @@ class Transport:
                     params=params,
                     headers={CREDENTIAL_HEADER: credential.reveal()},
                 )
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except CONFIGURATION_ERRORS as exc:
+                problem = self._describe(exc)
+                unusable = True
+            except httpx.TransportError as exc:
+                problem = self._describe(exc)
+                repeatable = may_repeat_after_error(exc, idempotent=idempotent)
+                if not repeatable:
+                    problem = f"answer lost ({problem})"
             else:
                 status = response.status_code
                 if status in (401, 403):
                     raise self._auth_error(method, url, status, credential_name)
                 if not is_retryable_status(status):
                     return Outcome(response=response, attempts=attempt)
-                problem = f"HTTP {status} {response_message(response)}".rstrip()
+                problem = self._scrub(f"HTTP {status} {response_message(response)}".rstrip())
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+                repeatable = may_repeat_after_status(status, idempotent=idempotent)
+            # Raised here, outside the except clauses, so no httpx exception (whose text may
+            # hold a credential) rides along as __context__.
+            if unusable:
+                raise PendoConfigError(
+                    f"Pendo {method} {httpx.URL(url).path} cannot be sent as configured: "
+                    f"{problem}. Check the base URL and the credentials."
+                )
+            if not repeatable:
+                self.stats.add(in_doubt=1)
+                raise self._in_doubt(method, url, attempt, problem, status)
 
             elapsed = self._clock() - started
             remaining = self.retry.total_budget_seconds - elapsed
@@ -150,13 +179,17 @@ class Transport:
             if delay > 0:
                 self._sleep(delay)
 
+    def _describe(self, exc: Exception) -> str:
+        """`Type: message` of a library exception, with every credential masked."""
+        return self._scrub(f"{type(exc).__name__}: {exc}")
+
     @staticmethod
     def _auth_error(method: str, url: str, status: int, credential_name: str) -> PendoAuthError:
-        label, help_text = _CREDENTIAL_LABELS[credential_name]
+        known = CREDENTIALS[credential_name]
         path = httpx.URL(url).path
         return PendoAuthError(
-            f"Authentication failed: Pendo refused the {label} (HTTP {status} on {method} {path}); "
-            f"it is invalid or lacks write access. {help_text}",
+            f"Authentication failed: Pendo refused the {known.label} (HTTP {status} on {method} "
+            f"{path}); it is invalid or lacks write access. {known.help_text}",
             status=status,
             credential=credential_name,
         )
@@ -169,6 +202,21 @@ class Transport:
         return PendoUnavailableError(
             f"Pendo did not accept {method} {path} after {attempts} attempt(s) over "
             f"{elapsed:.1f}s; last problem: {problem}",
+            status=status,
+            attempts=attempts,
+        )
+
+    @staticmethod
+    def _in_doubt(
+        method: str, url: str, attempts: int, problem: str, status: int | None
+    ) -> PendoInDoubtError:
+        path = httpx.URL(url).path
+        return PendoInDoubtError(
+            f"Pendo may have applied {method} {path}: {problem}; not sent again, as it is not "
+            "safe to repeat",
+            problem=problem,
+            method=method,
+            path=path,
             status=status,
             attempts=attempts,
         )

@@ -1,7 +1,8 @@
 """HTTP routes of the sandbox: Pendo's write API plus ``/sandbox/*`` control routes.
 
 Every request outside ``/sandbox/`` is treated as a Pendo API request: it is counted, delayed
-by ``latency_ms``, possibly answered by an injected fault, and logged (with credentials masked).
+by ``latency_ms``, possibly answered by an injected fault (instead of being handled, or after
+it was handled and applied: a lost answer), and logged (with credentials masked).
 The Pendo rules themselves live in ``rules``, ``metadata`` and ``track``.
 """
 
@@ -39,7 +40,12 @@ class _Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.store = SandboxStore(config.request_log_limit)
-        self.faults = FaultInjector(config.fault_rate, config.retry_after_seconds, config.seed)
+        self.faults = FaultInjector(
+            config.fault_rate,
+            config.retry_after_seconds,
+            config.seed,
+            lost_answer_rate=config.lost_answer_rate,
+        )
         self.pendo_routes: list[Route] = []
 
     # the pipeline every Pendo API request goes through ---------------------------------------
@@ -58,11 +64,15 @@ class _Sandbox:
             if self.config.latency_ms:
                 await asyncio.sleep(self.config.latency_ms / 1000)
             fault = self.faults.next_fault(request.url.path)
-            if fault is not None:
+            if fault is not None and not fault.after_effect:
                 self.store.counters.faults_injected += 1
                 response = fault.response()
             else:
                 response = await handler(request, body)
+                if fault is not None:  # applied; now the answer is lost
+                    self.store.counters.faults_injected += 1
+                    self.store.counters.answers_lost += 1
+                    response = fault.response()
             dropped = isinstance(response, DroppedResponse)
             self._record(request, body, None if dropped else response.status_code, received_at)
             return response

@@ -34,6 +34,7 @@ class SandboxConfig:
     agent_fields: FieldMap = field(default_factory=dict)
     latency_ms: float = 0
     fault_rate: float = 0.0
+    lost_answer_rate: float = 0.0
     retry_after_seconds: int = 1
     max_batch: int = 1000
     seed: int | None = None
@@ -51,6 +52,7 @@ class SandboxConfig:
         object.__setattr__(self, "agent_fields", _field_map("agent_fields", self.agent_fields))
         _require_number("latency_ms", self.latency_ms, minimum=0)
         _require_number("fault_rate", self.fault_rate, minimum=0, maximum=1)
+        _require_number("lost_answer_rate", self.lost_answer_rate, minimum=0, maximum=1)
         _require_int("retry_after_seconds", self.retry_after_seconds, minimum=0)
         _require_int("max_batch", self.max_batch, minimum=1)
         if self.seed is not None:

@@ -1,6 +1,22 @@
 """Injected failures: scripted ones (deterministic, for tests) and random ones (fault_rate).
 
-A fault replaces the whole handling of a request, so it never has an effect on the state.
+A fault normally replaces the whole handling of a request, so it has no effect on the state.
+A lost answer (``after_effect``) is the other case, the one that makes a retry dangerous: the
+request is handled and applied first (the event stored, the metadata written), and only then
+is its answer replaced by the fault, a dropped connection or an error status.
+
+Scripted entries (``POST /sandbox/faults`` with ``{"responses": [...]}``, or
+``SandboxServer.script_faults``) answer the next Pendo API requests, in order. Keys:
+
+- ``status``: the HTTP status to answer (200-599), required unless ``drop`` is true;
+- ``retry_after``: a Retry-After header, sent verbatim (string or integer);
+- ``body``: the JSON body (default ``{"message": "injected fault"}``);
+- ``path``: only requests whose path starts with this use the entry (others skip it);
+- ``drop``: send the headers, then close the connection mid-response;
+- ``after_effect``: apply the request first, then answer with the fault (lost answer).
+
+Random faults: ``fault_rate`` answers 429/5xx before any effect; ``lost_answer_rate`` applies
+the request and then drops the connection or answers 502/504.
 """
 
 from __future__ import annotations
@@ -16,7 +32,8 @@ from starlette.types import Receive, Scope, Send
 
 DEFAULT_BODY: dict[str, str] = {"message": "injected fault"}
 RANDOM_5XX: tuple[int, ...] = (500, 502, 503)
-_ENTRY_KEYS = frozenset({"status", "retry_after", "body", "path", "drop"})
+LOST_ANSWER_5XX: tuple[int, ...] = (502, 504)  # a gateway gave up after Pendo acted
+_ENTRY_KEYS = frozenset({"status", "retry_after", "body", "path", "drop", "after_effect"})
 
 
 class ConnectionDropped(Exception):
@@ -42,7 +59,10 @@ class DroppedResponse(Response):
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected answer: a status (optional Retry-After and body) or a dropped connection."""
+    """One injected answer: a status (optional Retry-After and body) or a dropped connection.
+
+    With ``after_effect`` the request is applied before this answer replaces Pendo's.
+    """
 
     status: int = 503
     retry_after: str | None = None
@@ -50,6 +70,7 @@ class Fault:
     has_body: bool = False
     path: str | None = None
     drop: bool = False
+    after_effect: bool = False
 
     def applies_to(self, path: str) -> bool:
         return self.path is None or path.startswith(self.path)
@@ -84,8 +105,11 @@ def _parse_entry(index: int, entry: Any) -> Fault:
     drop = entry.get("drop", False)
     if not isinstance(drop, bool):
         raise ValueError(f"{where}.drop must be true or false")
+    after_effect = entry.get("after_effect", False)
+    if not isinstance(after_effect, bool):
+        raise ValueError(f"{where}.after_effect must be true or false")
     if drop:
-        return Fault(drop=True, path=path)
+        return Fault(drop=True, path=path, after_effect=after_effect)
     status = entry.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
         raise ValueError(
@@ -102,14 +126,22 @@ def _parse_entry(index: int, entry: Any) -> Fault:
         body=entry.get("body"),
         has_body="body" in entry,
         path=path,
+        after_effect=after_effect,
     )
 
 
 class FaultInjector:
     """The scripted queue plus the seeded random faults."""
 
-    def __init__(self, fault_rate: float, retry_after_seconds: int, seed: int | None) -> None:
+    def __init__(
+        self,
+        fault_rate: float,
+        retry_after_seconds: int,
+        seed: int | None,
+        lost_answer_rate: float = 0.0,
+    ) -> None:
         self._fault_rate = fault_rate
+        self._lost_answer_rate = lost_answer_rate
         self._retry_after = str(retry_after_seconds)
         self._seed = seed
         self.reset()
@@ -131,7 +163,8 @@ class FaultInjector:
         """The fault that answers a Pendo API request to ``path``, if any.
 
         The first queued entry that applies to ``path`` wins (entries for other paths stay
-        queued); otherwise a random fault with probability ``fault_rate``.
+        queued); otherwise a random fault with probability ``fault_rate``, else a random lost
+        answer with probability ``lost_answer_rate``.
         """
         for index, fault in enumerate(self._queue):
             if fault.applies_to(path):
@@ -146,6 +179,11 @@ class FaultInjector:
                     has_body=True,
                 )
             return Fault(status=self._rng.choice(RANDOM_5XX))
+        # Drawn only when enabled, so configs without it replay the same faults as before.
+        if self._lost_answer_rate > 0 and self._rng.random() < self._lost_answer_rate:
+            if self._rng.random() < 0.5:
+                return Fault(drop=True, after_effect=True)
+            return Fault(status=self._rng.choice(LOST_ANSWER_5XX), after_effect=True)
         return None
 
 

@@ -191,7 +191,11 @@ class SandboxServer:
         self._control().post("/sandbox/reset").raise_for_status()
 
     def script_faults(self, responses: list[dict[str, Any]]) -> None:
-        """``POST /sandbox/faults``: queue answers for the next Pendo API requests."""
+        """``POST /sandbox/faults``: queue answers for the next Pendo API requests.
+
+        Entries as in ``faults``: ``{"status": 503}``, ``{"drop": True}``, optionally with
+        ``"after_effect": True`` to apply the request before losing its answer.
+        """
         self._control().post("/sandbox/faults", json={"responses": responses}).raise_for_status()
 
     def _control(self) -> httpx.Client:

@@ -22,6 +22,7 @@ class Counters:
 
     requests: int = 0
     faults_injected: int = 0
+    answers_lost: int = 0  # requests applied whose answer a fault then replaced
     pacing_429: int = 0
     properties_too_large: int = 0
     responses_by_status: Counter[int] = field(default_factory=Counter)
@@ -30,6 +31,7 @@ class Counters:
         return {
             "requests": self.requests,
             "faults_injected": self.faults_injected,
+            "answers_lost": self.answers_lost,
             "pacing_429": self.pacing_429,
             "properties_too_large": self.properties_too_large,
             "responses_by_status": {
