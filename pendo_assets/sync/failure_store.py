@@ -1,4 +1,10 @@
-"""Table `pendo_sync_failures`: every failed row with its reason, where a user can query it."""
+"""Table `pendo_sync_failures`: every failed row with its reason, where a user can query it.
+
+Each run of a partition records its result in one transaction (`record_run`): its failed rows
+go in, and the failures of earlier runs of the partition become history (resolved). Table
+`pendo_sync_partition_runs` remembers, per sync and partition, the start of the run whose result
+is current, so a run that finishes after a newer one has recorded leaves only history.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .partition_runs import claim_partition, partition_runs_table
 from .results import RowFailure
+from .table_setup import create_tables_safely
 
 metadata = sa.MetaData()
 
@@ -26,6 +34,8 @@ failures_table = sa.Table(
     sa.Column("http_status", sa.Integer, nullable=True),
     sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    # Added after the first release: tables without it get it on first use (server default).
+    sa.Column("retryable", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_pendo_sync_failures_sync_partition", "sync_name", "partition_key"),
     sa.Index("ix_pendo_sync_failures_record", "sync_name", "record_id"),
 )
@@ -46,6 +56,11 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC (naive taken as UTC): SQLite drops a zone without converting the time."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class FailureStore:
     """Writes and reads failed rows at the state database (`PENDO_STATE_URL`)."""
 
@@ -58,10 +73,54 @@ class FailureStore:
         return cls(sa.create_engine(url))
 
     def ensure_table(self) -> None:
-        """Created on first use, so a new state database needs no migration step."""
+        """Created, or upgraded, on first use, so a state database needs no migration step;
+        safe when several runs do it at once."""
         if not self._ready:
-            metadata.create_all(self.engine, tables=[failures_table], checkfirst=True)
+            create_tables_safely(self.engine, [failures_table, partition_runs_table])
             self._ready = True
+
+    def record_run(
+        self,
+        *,
+        sync_name: str,
+        partition_key: str | None,
+        run_id: str,
+        run_started_at: datetime,
+        failures: Iterable[RowFailure],
+        when: datetime | None = None,
+    ) -> int:
+        """Record one run's result for its partition, in one transaction; returns how many
+        failures were written.
+
+        A run re-reads and re-judges every row of its partition, so its result replaces the
+        partition's earlier ones: unresolved failures of the partition are marked resolved and
+        this run's are inserted unresolved. Unless a run that started later (`run_started_at`,
+        naive is UTC) has already recorded, even with no failures: then this run's failures go
+        in already resolved, as history, and nothing else changes. A retried step of the same
+        run (same start) replaces the run's own earlier record. An error leaves all as it was.
+        """
+        self.ensure_table()
+        now = as_utc(when or datetime.now(UTC))
+        with self.engine.begin() as connection:
+            current = claim_partition(
+                connection,
+                sync_name=sync_name,
+                partition_key=partition_key,
+                run_id=run_id,
+                run_started_at=as_utc(run_started_at),
+                now=now,
+            )
+            if current:
+                connection.execute(_resolve(sync_name, partition_key, now))
+            return _insert(
+                connection,
+                sync_name=sync_name,
+                partition_key=partition_key,
+                run_id=run_id,
+                failures=failures,
+                failed_at=now,
+                resolved_at=None if current else now,
+            )
 
     def record(
         self,
@@ -72,30 +131,21 @@ class FailureStore:
         failures: Iterable[RowFailure],
         when: datetime | None = None,
     ) -> int:
-        """Insert the failures in chunks, in one transaction; return how many were written."""
+        """Insert the failures, unresolved, in one transaction; return how many were written.
+
+        Superseded by `record_run`, which also resolves earlier failures in the same transaction.
+        """
         self.ensure_table()
-        failed_at = when or datetime.now(UTC)
-        written = 0
         with self.engine.begin() as connection:
-            for chunk in chunks(failures, _INSERT_CHUNK):
-                connection.execute(
-                    failures_table.insert(),
-                    [
-                        {
-                            "sync_name": sync_name,
-                            "partition_key": partition_key,
-                            "run_id": run_id,
-                            "record_id": f.record_id,
-                            "field": _clip(f.field, _FIELD_LENGTH),
-                            "reason": f.reason,
-                            "http_status": f.http_status,
-                            "failed_at": failed_at,
-                        }
-                        for f in chunk
-                    ],
-                )
-                written += len(chunk)
-        return written
+            return _insert(
+                connection,
+                sync_name=sync_name,
+                partition_key=partition_key,
+                run_id=run_id,
+                failures=failures,
+                failed_at=as_utc(when or datetime.now(UTC)),
+                resolved_at=None,
+            )
 
     def query(
         self,
@@ -124,28 +174,23 @@ class FailureStore:
         partition_key: str | None,
         when: datetime | None = None,
     ) -> int:
-        """Mark every failure recorded so far for this partition resolved; call it before
-        recording the failures of a run (or of a retried step of the same run).
+        """Mark every failure recorded so far for this partition resolved; returns how many.
 
-        A run re-reads and re-judges every row of its partition: a row that fails again gets a
-        new failure record from this attempt, so the older records are history. Returns how many.
+        Superseded by `record_run`, which does this and the insert in one transaction.
         """
         self.ensure_table()
-        table = failures_table
-        statement = (
-            sa.update(table)
-            .where(
-                table.c.sync_name == sync_name,
-                table.c.partition_key == partition_key,
-                table.c.resolved_at.is_(None),
-            )
-            .values(resolved_at=when or datetime.now(UTC))
-        )
+        statement = _resolve(sync_name, partition_key, as_utc(when or datetime.now(UTC)))
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount
 
-    def unresolved_partitions(self, sync_name: str) -> dict[str | None, tuple[int, datetime]]:
-        """Partitions with unresolved failures: how many, and when the latest one failed."""
+    def unresolved_partitions(
+        self, sync_name: str, *, retryable_only: bool = True
+    ) -> dict[str | None, tuple[int, datetime]]:
+        """Partitions with unresolved failures: how many, and when the latest one failed.
+
+        With `retryable_only` (the retry sensor's view) only failures a later run may fix
+        count: a partition whose unresolved failures are all validation failures is left out.
+        """
         self.ensure_table()
         table = failures_table
         statement = (
@@ -153,5 +198,55 @@ class FailureStore:
             .where(table.c.sync_name == sync_name, table.c.resolved_at.is_(None))
             .group_by(table.c.partition_key)
         )
+        if retryable_only:
+            statement = statement.where(table.c.retryable.is_(True))
         with self.engine.connect() as connection:
             return {row[0]: (row[1], row[2]) for row in connection.execute(statement)}
+
+
+def _resolve(sync_name: str, partition_key: str | None, when: datetime) -> sa.Update:
+    table = failures_table
+    return (
+        sa.update(table)
+        .where(
+            table.c.sync_name == sync_name,
+            table.c.partition_key == partition_key,  # IS NULL for None
+            table.c.resolved_at.is_(None),
+        )
+        .values(resolved_at=when)
+    )
+
+
+def _insert(
+    connection: sa.Connection,
+    *,
+    sync_name: str,
+    partition_key: str | None,
+    run_id: str,
+    failures: Iterable[RowFailure],
+    failed_at: datetime,
+    resolved_at: datetime | None,
+) -> int:
+    """Insert in chunks on `connection` (in its transaction); returns how many."""
+    written = 0
+    for chunk in chunks(failures, _INSERT_CHUNK):
+        connection.execute(
+            failures_table.insert(),
+            [
+                {
+                    "sync_name": sync_name,
+                    "partition_key": partition_key,
+                    "run_id": run_id,
+                    "record_id": f.record_id,
+                    "field": _clip(f.field, _FIELD_LENGTH),
+                    "reason": f.reason,
+                    "http_status": f.http_status,
+                    "failed_at": failed_at,
+                    "resolved_at": resolved_at,
+                    "retryable": bool(f.retryable),
+                }
+                for f in chunk
+            ],
+        )
+        written += len(chunk)
+    return written
