@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -54,16 +56,23 @@ def store(state_url: str) -> Iterator[FailureStore]:
 
 
 def fail(
-    store: FailureStore, partition: str, when: datetime, *ids: str, run_id: str = "run-1"
+    store: FailureStore,
+    partition: str,
+    when: datetime,
+    *ids: str,
+    run_id: str = "run-1",
+    retryable: bool = True,
 ) -> None:
-    """What a run of the partition leaves: earlier failures resolved, these recorded at `when`."""
-    store.resolve_earlier(sync_name=SPEC.name, partition_key=partition, when=when)
-    store.record(
+    """What a run of the partition that started and ended at `when` leaves: these rows failed
+    (Pendo unavailable, or refused as invalid), earlier failures resolved."""
+    status, reason = (503, "HTTP 503: unavailable") if retryable else (400, "HTTP 400: rejected")
+    store.record_run(
         sync_name=SPEC.name,
         partition_key=partition,
         run_id=run_id,
+        run_started_at=when,
         failures=[
-            RowFailure(row=i, record_id=id_, reason="HTTP 400: rejected", http_status=400)
+            RowFailure(row=i, record_id=id_, reason=reason, http_status=status, retryable=retryable)
             for i, id_ in enumerate(ids)
         ],
         when=when,
@@ -72,15 +81,23 @@ def fail(
 
 def succeed(store: FailureStore, partition: str, when: datetime, run_id: str) -> None:
     """What a run of the partition whose rows all went through leaves."""
-    store.resolve_earlier(sync_name=SPEC.name, partition_key=partition, when=when)
+    store.record_run(
+        sync_name=SPEC.name,
+        partition_key=partition,
+        run_id=run_id,
+        run_started_at=when,
+        failures=[],
+        when=when,
+    )
 
 
 class Evaluation:
-    """One sensor evaluation: its result and the warnings it logged."""
+    """One sensor evaluation: its result and what it logged."""
 
-    def __init__(self, result: Any, warnings: list[str]) -> None:
+    def __init__(self, result: Any, logged: list[logging.LogRecord]) -> None:
         self.result = result
-        self.warnings = warnings
+        self.warnings = [r.getMessage() for r in logged if r.levelno >= logging.WARNING]
+        self.infos = [r.getMessage() for r in logged if r.levelno == logging.INFO]
 
     @property
     def cursor(self) -> dict[str, Any]:
@@ -101,26 +118,51 @@ class Evaluation:
 
 
 class Collect(logging.Handler):
-    """Keeps the warnings the sensor logs."""
+    """Keeps what the sensor logs, from INFO up."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.records.append(record)
 
 
 def evaluate(
-    state_url: str, now: datetime, cursor: str | None = None, spec: SyncSpec = SPEC
+    state_url: str,
+    now: datetime,
+    cursor: str | None = None,
+    spec: SyncSpec = SPEC,
+    instance: dg.DagsterInstance | None = None,
 ) -> Evaluation:
+    """One evaluation at `now`; the Dagster instance (its runs) is empty unless given."""
     sensor = build_retry_sensor(spec, build_job(spec), clock=lambda: now)
     collect = Collect()
     resources = {"sync_state": SyncStateResource(url=state_url)}
-    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+    with (
+        dg.DagsterInstance.ephemeral() if instance is None else nullcontext(instance) as runs,
+        dg.build_sensor_context(cursor=cursor, resources=resources, instance=runs) as context,
+    ):
         context.log.addHandler(collect)
         result = sensor(context)
-    return Evaluation(result, collect.messages)
+    return Evaluation(result, collect.records)
+
+
+def add_run(
+    instance: dg.DagsterInstance,
+    partition: str,
+    status: dg.DagsterRunStatus,
+    job_name: str = "visitor_plans_sync",
+) -> None:
+    """A run of `job_name` for `partition` in the instance, in `status`."""
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=job_name,
+            run_id=str(uuid.uuid4()),
+            tags={"dagster/partition": partition},
+            status=status,
+        )
+    )
 
 
 def entry(attempts: int, failed_at: datetime, requested_at: datetime, gave_up: bool = False) -> Any:
@@ -135,7 +177,11 @@ def entry(attempts: int, failed_at: datetime, requested_at: datetime, gave_up: b
 def retry(partition: str, attempt: int, based_on: datetime) -> tuple[str, str, dict[str, str]]:
     """The run request of one attempt: partition, run key and tag."""
     run_key = f"visitor_plans:retry:{partition}:{attempt}:{based_on.isoformat()}"
-    return (partition, run_key, {"pendo_assets/retry_attempt": str(attempt)})
+    tags = {
+        "pendo_assets/retry_attempt": str(attempt),
+        "pendo_assets/sync_partition": f"visitor_plans:{partition}",
+    }
+    return (partition, run_key, tags)
 
 
 # -- the definition --------------------------------------------------------------------------
@@ -173,7 +219,7 @@ def test_no_unresolved_failures_request_nothing(store: FailureStore, state_url: 
 
     assert isinstance(evaluation.result, dg.SkipReason)
     assert evaluation.skip_message == (
-        "no unresolved failures of sync 'visitor_plans' in pendo_sync_failures"
+        "no unresolved retryable failures of sync 'visitor_plans' in pendo_sync_failures"
     )
 
 
@@ -273,7 +319,7 @@ def test_attempts_stop_at_max_attempts_and_giving_up_is_logged_once(
     giving_up = evaluate(state_url, failed_at + 240 * MINUTE, cursor)
     after = evaluate(state_url, failed_at + timedelta(days=30), giving_up.result.cursor)
 
-    assert [attempt for _, _, tags in requested for attempt in tags.values()] == ["1", "2", "3"]
+    assert [tags["pendo_assets/retry_attempt"] for _, _, tags in requested] == ["1", "2", "3"]
     assert (waiting.requested, waiting.warnings) == ([], [])
     assert waiting.skip_message == (
         f"1 partition(s) with failed rows waiting; next: {DAY} (giving up) at "
@@ -290,6 +336,124 @@ def test_attempts_stop_at_max_attempts_and_giving_up_is_logged_once(
     assert after.skip_message == (
         "gave up on 1 partition(s) after 3 attempts (see pendo_sync_failures)"
     )
+
+
+def give_up(store: FailureStore, state_url: str) -> tuple[datetime, str]:
+    """Three attempts that each fail again, then the evaluation that gives up: the time of the
+    failure it gave up on, and the cursor after it."""
+    fail(store, DAY, FAILED_AT, "v-1")
+    failed_at, cursor = FAILED_AT, None
+    for attempt, delay in ((1, 30), (2, 60), (3, 120)):
+        cursor = evaluate(state_url, failed_at + delay * MINUTE, cursor).result.cursor
+        failed_at += (delay + 1) * MINUTE
+        fail(store, DAY, failed_at, "v-1", run_id=f"retry-{attempt}")
+    giving_up = evaluate(state_url, failed_at + 240 * MINUTE, cursor)
+    assert giving_up.cursor[DAY]["gave_up"] is True
+    return failed_at, giving_up.result.cursor
+
+
+def test_failures_newer_than_those_given_up_on_start_again_at_attempt_1(
+    store: FailureStore, state_url: str
+) -> None:
+    gave_up_on, cursor = give_up(store, state_url)
+    outage = gave_up_on + timedelta(days=2)
+    fail(store, DAY, outage, "v-1", "v-7", "v-8", run_id="sensor-run")  # a later run, Pendo down
+
+    early = evaluate(state_url, outage + 30 * MINUTE - SECOND, cursor)
+    due = evaluate(state_url, outage + 30 * MINUTE, early.result.cursor)
+
+    assert early.requested == []
+    assert early.skip_message == (
+        f"1 partition(s) with failed rows waiting; next: {DAY} (attempt 1 of 3) at "
+        f"{(outage + 30 * MINUTE).isoformat()}"
+    )
+    assert early.cursor == {}
+    assert due.requested == [retry(DAY, 1, outage)]
+    assert due.cursor == {DAY: entry(1, outage, outage + 30 * MINUTE)}
+
+
+def test_validation_failures_never_request_a_retry(store: FailureStore, state_url: str) -> None:
+    fail(store, DAY, FAILED_AT, "v-1", "v-2", retryable=False)
+
+    evaluation = evaluate(state_url, FAILED_AT + timedelta(days=30))
+
+    assert isinstance(evaluation.result, dg.SkipReason)
+    assert evaluation.skip_message == (
+        "no unresolved retryable failures of sync 'visitor_plans' in pendo_sync_failures"
+    )
+
+
+def test_a_partition_is_retried_for_its_retryable_failures_only(
+    store: FailureStore, state_url: str
+) -> None:
+    store.record_run(
+        sync_name=SPEC.name,
+        partition_key=DAY,
+        run_id="run-1",
+        run_started_at=FAILED_AT,
+        failures=[
+            RowFailure(0, "v-1", "visitorId identifier is missing or empty"),
+            RowFailure(1, "v-2", "HTTP 503: unavailable", http_status=503, retryable=True),
+        ],
+        when=FAILED_AT,
+    )
+    fail(store, OTHER_DAY, FAILED_AT - MINUTE, "v-3", retryable=False, run_id="run-2")
+
+    evaluation = evaluate(state_url, FAILED_AT + 30 * MINUTE)
+
+    assert evaluation.requested == [retry(DAY, 1, FAILED_AT)]
+
+
+# -- runs already queued or in progress --------------------------------------------------------
+
+
+def test_a_partition_with_a_run_queued_or_in_progress_is_held_back(
+    store: FailureStore, state_url: str
+) -> None:
+    fail(store, DAY, FAILED_AT, "v-1")
+    fail(store, OTHER_DAY, FAILED_AT, "v-3", run_id="run-2")
+    now = FAILED_AT + 30 * MINUTE
+    with dg.DagsterInstance.ephemeral() as instance:
+        add_run(instance, DAY, dg.DagsterRunStatus.STARTED)
+        evaluation = evaluate(state_url, now, instance=instance)
+
+    assert evaluation.requested == [retry(OTHER_DAY, 1, FAILED_AT)]
+    assert evaluation.cursor == {OTHER_DAY: entry(1, FAILED_AT, now)}
+    assert evaluation.infos == [
+        f"held back 1 partition(s) of sync 'visitor_plans' with a run queued or in progress: {DAY}"
+    ]
+
+
+def test_a_held_back_partition_is_requested_once_its_run_has_ended(
+    store: FailureStore, state_url: str
+) -> None:
+    fail(store, DAY, FAILED_AT, "v-1")
+    now = FAILED_AT + 30 * MINUTE
+    with dg.DagsterInstance.ephemeral() as instance:
+        add_run(instance, DAY, dg.DagsterRunStatus.NOT_STARTED)
+        held = evaluate(state_url, now, instance=instance)
+        [run] = instance.get_runs()
+        instance.report_run_canceled(run)
+        later = evaluate(state_url, now + MINUTE, instance=instance)
+
+    assert isinstance(held.result, dg.SkipReason)
+    assert held.skip_message == (
+        f"1 partition(s) held back while a run of them is queued or in progress: {DAY}"
+    )
+    assert later.requested == [retry(DAY, 1, FAILED_AT)]
+
+
+def test_finished_runs_and_runs_of_other_syncs_hold_nothing_back(
+    store: FailureStore, state_url: str
+) -> None:
+    fail(store, DAY, FAILED_AT, "v-1")
+    with dg.DagsterInstance.ephemeral() as instance:
+        add_run(instance, DAY, dg.DagsterRunStatus.FAILURE)
+        add_run(instance, DAY, dg.DagsterRunStatus.STARTED, job_name="account_plans_sync")
+        evaluation = evaluate(state_url, FAILED_AT + 30 * MINUTE, instance=instance)
+
+    assert evaluation.requested == [retry(DAY, 1, FAILED_AT)]
+    assert evaluation.infos == []
 
 
 def test_a_sync_with_max_attempts_0_never_requests(store: FailureStore, state_url: str) -> None:
@@ -393,11 +557,11 @@ def test_a_retry_sends_only_the_failed_row_with_its_current_value_and_resolves_i
                 {"id": "v-2", "plan": "starter", "updated_at": datetime.combine(sync_day, time(9))},
             ],
         )
-    # One batch a row, one at a time: the sandbox refuses v-1's and accepts v-2's.
-    sandbox.script_faults([{"status": 400, "path": CUSTOM_VALUES, "body": {"message": "no"}}])
-    first = materialize_sync(SPEC, sync_day, batch_size=1, max_in_flight=1)
+    # One batch a row, one at a time, one attempt each: Pendo is down for v-1's, up for v-2's.
+    sandbox.script_faults([{"status": 503, "path": CUSTOM_VALUES, "body": {"message": "down"}}])
+    first = materialize_sync(SPEC, sync_day, batch_size=1, max_in_flight=1, max_attempts=1)
     [failure] = stored_failures()
-    assert (failure["record_id"], failure["reason"]) == ("v-1", "HTTP 400: no")
+    assert (failure["record_id"], failure["retryable"]) == ("v-1", True)
     with engine.begin() as conn:  # v-1 changes in the warehouse meanwhile (same day)
         conn.execute(visitors.update().where(visitors.c.id == "v-1").values(plan="enterprise"))
     engine.dispose()

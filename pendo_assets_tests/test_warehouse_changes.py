@@ -1,4 +1,5 @@
-"""``changed_partitions``: which UTC days hold rows beyond a sensor's cursor, and the next cursor.
+"""``changed_partitions``: the UTC days with rows in the change sensor's window, a fingerprint
+of each day's rows, and the next cursor.
 
 Each behaviour runs for every kind of partition column, on SQLite and on PostgreSQL (whose
 reader is in New York time, so the days listed must be UTC days).
@@ -6,17 +7,18 @@ reader is in New York time, so the days listed must be UTC days).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import BigInteger, Column, DateTime, Integer, Text
+from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, Text
 
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import changed_partitions
+from pendo_assets.sync.warehouse import RecentPartitions, changed_partitions
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb
@@ -87,17 +89,32 @@ FIRST_ROWS = (
     at(2026, 11, 3, 0, 0),  # 19:00 on Nov 2 in New York
     at(2026, 11, 3, 23, 59, 59),
 )
+#: The start of the first day without a partition in most of these tests.
+BEFORE = at(2026, 11, 6)
+LATER = at(2026, 11, 8)
+
+
+def scan(
+    db: WarehouseDb,
+    cursor: str | None = None,
+    *,
+    before: datetime | None = BEFORE,
+    lookback_days: float = 2,
+    source: SourceSpec = EVENTS,
+) -> RecentPartitions:
+    return changed_partitions(db.engine, source, cursor, before=before, lookback_days=lookback_days)
 
 
 @EVERY_KIND
-def test_without_a_cursor_every_day_with_rows_is_listed(
+def test_without_a_cursor_the_days_within_lookback_of_before_are_listed(
     warehouse_db: WarehouseDb, kind: Kind
 ) -> None:
     events_at(warehouse_db, kind, *FIRST_ROWS)
 
-    days, _ = changed_partitions(warehouse_db.engine, EVENTS, None)
+    recent = scan(warehouse_db, before=at(2026, 11, 6), lookback_days=3)
 
-    assert days == ["2026-11-01", "2026-11-03", "2026-11-05"]
+    assert recent.since == at(2026, 11, 3)
+    assert list(recent.fingerprints) == ["2026-11-03", "2026-11-05"]
 
 
 @EVERY_KIND
@@ -106,56 +123,107 @@ def test_the_cursor_is_the_greatest_value_written_for_its_kind(
 ) -> None:
     events_at(warehouse_db, kind, *FIRST_ROWS)
 
-    _, cursor = changed_partitions(warehouse_db.engine, EVENTS, None)
+    recent = scan(warehouse_db)
 
-    assert cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 5, 12, 0))
+    assert recent.cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 5, 12, 0))
 
 
 @EVERY_KIND
-def test_with_the_cursor_only_the_days_of_newer_rows_are_listed(
+def test_with_a_cursor_the_window_starts_lookback_days_below_it(
     warehouse_db: WarehouseDb, kind: Kind
 ) -> None:
     table = events_at(warehouse_db, kind, *FIRST_ROWS)
-    _, cursor = changed_partitions(warehouse_db.engine, EVENTS, None)
+    cursor = scan(warehouse_db).cursor
     add(
         warehouse_db,
         table,
         kind,
         at(2026, 11, 7, 9, 0),
         at(2026, 11, 5, 18, 0),  # later on the cursor's own day
-        at(2026, 10, 30, 8, 0),  # arrives late, but is older than the cursor
+        at(2026, 11, 3, 8, 0),  # arrives late, older than the cursor, inside the window
+        at(2026, 11, 2, 23, 0),  # arrives late, before the window
     )
 
-    days, new_cursor = changed_partitions(warehouse_db.engine, EVENTS, cursor)
+    recent = scan(warehouse_db, cursor, before=LATER)
 
-    assert days == ["2026-11-05", "2026-11-07"]
-    assert new_cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 7, 9, 0))
+    assert recent.since == at(2026, 11, 3)  # the UTC midnight before 2026-11-03T12:00
+    assert list(recent.fingerprints) == ["2026-11-03", "2026-11-05", "2026-11-07"]
+    assert recent.cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 7, 9, 0))
 
 
 @EVERY_KIND
-def test_without_newer_rows_nothing_is_listed_and_the_cursor_stays(
+def test_rows_at_or_after_before_are_left_out_and_move_no_cursor(
     warehouse_db: WarehouseDb, kind: Kind
 ) -> None:
-    events_at(warehouse_db, kind, *FIRST_ROWS)
-    _, cursor = changed_partitions(warehouse_db.engine, EVENTS, None)
+    table = events_at(warehouse_db, kind, *FIRST_ROWS)
+    add(warehouse_db, table, kind, BEFORE, at(2026, 11, 9, 1, 0))
 
-    assert changed_partitions(warehouse_db.engine, EVENTS, cursor) == ([], cursor)
+    recent = scan(warehouse_db)
+
+    assert list(recent.fingerprints) == ["2026-11-05"]
+    assert recent.cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 5, 12, 0))
+
+
+@EVERY_KIND
+def test_a_days_fingerprint_changes_with_its_rows_only(
+    warehouse_db: WarehouseDb, kind: Kind
+) -> None:
+    table = events_at(warehouse_db, kind, *FIRST_ROWS)
+    cursor = scan(warehouse_db).cursor
+    before = scan(warehouse_db, cursor).fingerprints
+
+    again = scan(warehouse_db, cursor).fingerprints
+    add(warehouse_db, table, kind, at(2026, 11, 3, 5, 0))
+    after = scan(warehouse_db, cursor).fingerprints
+
+    assert again == before
+    assert after["2026-11-05"] == before["2026-11-05"]
+    assert after["2026-11-03"] != before["2026-11-03"]
+
+
+def test_a_fingerprint_is_the_count_the_latest_value_and_a_digest(
+    warehouse_db: WarehouseDb,
+) -> None:
+    events_at(warehouse_db, KINDS[3], *FIRST_ROWS)  # epoch-ms
+
+    fingerprint = scan(warehouse_db, lookback_days=5).fingerprints["2026-11-03"]
+
+    assert re.fullmatch(r"2:2026-11-03T23:59:59\+00:00:[0-9a-f]{16}", fingerprint)
+
+
+@EVERY_KIND
+def test_the_cursor_never_moves_back(warehouse_db: WarehouseDb, kind: Kind) -> None:
+    events_at(warehouse_db, kind, *FIRST_ROWS)
+    later = kind.cursor(warehouse_db.backend, at(2026, 11, 6, 12, 0))  # rows since moved on
+
+    assert scan(warehouse_db, later).cursor == later
 
 
 @EVERY_KIND
 def test_an_empty_source_lists_no_days_and_no_cursor(warehouse_db: WarehouseDb, kind: Kind) -> None:
     events_at(warehouse_db, kind)
 
-    assert changed_partitions(warehouse_db.engine, EVENTS, None) == ([], None)
+    assert scan(warehouse_db) == RecentPartitions(at(2026, 11, 4), {}, None)
 
 
-def test_only_the_partition_column_beyond_the_cursor_is_fetched(
+@EVERY_KIND
+def test_without_before_the_window_has_no_end(warehouse_db: WarehouseDb, kind: Kind) -> None:
+    events_at(warehouse_db, kind, at(2026, 11, 2, 23, 0), at(2026, 11, 5, 12, 0), at(2030, 1, 1))
+    cursor = kind.cursor(warehouse_db.backend, at(2026, 11, 5, 12, 0))
+
+    recent = scan(warehouse_db, cursor, before=None)
+
+    assert recent.since == at(2026, 11, 3)
+    assert list(recent.fingerprints) == ["2026-11-05", "2030-01-01"]
+    assert recent.cursor == kind.cursor(warehouse_db.backend, at(2030, 1, 1))
+
+
+def test_only_the_partition_column_of_the_window_is_fetched(
     warehouse_db: WarehouseDb,
 ) -> None:
     kind = KINDS[3]  # epoch-ms
-    table = events_at(warehouse_db, kind, *FIRST_ROWS)
-    _, cursor = changed_partitions(warehouse_db.engine, EVENTS, None)
-    add(warehouse_db, table, kind, at(2026, 11, 7, 9, 0))
+    events_at(warehouse_db, kind, *FIRST_ROWS)
+    cursor = scan(warehouse_db).cursor
     statements: list[tuple[str, Any]] = []
     sa.event.listen(
         warehouse_db.engine,
@@ -163,15 +231,15 @@ def test_only_the_partition_column_beyond_the_cursor_is_fetched(
         lambda conn, cur, statement, parameters, *rest: statements.append((statement, parameters)),
     )
 
-    changed_partitions(warehouse_db.engine, EVENTS, cursor)
+    scan(warehouse_db, cursor)
 
     fetch, parameters = statements[-1]
     selected, _, condition = fetch.partition("FROM")
     assert selected.split() == ["SELECT", "events.ts"]
-    assert "events.ts >" in condition
-    assert kind.store(at(2026, 11, 5, 12, 0)) in (
-        parameters.values() if isinstance(parameters, dict) else parameters
-    )
+    assert "events.ts >=" in condition
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    assert kind.store(at(2026, 11, 3)) in values  # the window's start
+    assert kind.store(BEFORE) in values  # and its end
 
 
 def test_text_cursors_compare_instants_not_strings(warehouse_db: WarehouseDb) -> None:
@@ -181,7 +249,7 @@ def test_text_cursors_compare_instants_not_strings(warehouse_db: WarehouseDb) ->
         Column("ts", Text),
         rows=[{"id": 1, "ts": "2026-11-04T01:00:00Z"}],
     )
-    _, cursor = changed_partitions(warehouse_db.engine, EVENTS, None)
+    cursor = scan(warehouse_db).cursor
     warehouse_db.insert(
         table,
         [
@@ -190,10 +258,13 @@ def test_text_cursors_compare_instants_not_strings(warehouse_db: WarehouseDb) ->
         ],
     )
 
-    days, new_cursor = changed_partitions(warehouse_db.engine, EVENTS, cursor)
+    recent = scan(warehouse_db, cursor)
 
     assert cursor == "2026-11-04T01:00:00+00:00"
-    assert (days, new_cursor) == (["2026-11-04"], "2026-11-04T02:00:00+00:00")
+    assert (list(recent.fingerprints), recent.cursor) == (
+        ["2026-11-04"],
+        "2026-11-04T02:00:00+00:00",
+    )
 
 
 def test_text_that_is_not_a_timestamp_is_never_listed(warehouse_db: WarehouseDb) -> None:
@@ -201,12 +272,14 @@ def test_text_that_is_not_a_timestamp_is_never_listed(warehouse_db: WarehouseDb)
         "events",
         Column("id", Integer),
         Column("ts", Text),
-        rows=[{"id": 1, "ts": "2026-11-03T10:00:00Z"}, {"id": 2, "ts": "2026-11-09 later"}],
+        rows=[{"id": 1, "ts": "2026-11-05T10:00:00Z"}, {"id": 2, "ts": "2026-11-05 later"}],
     )
 
-    assert changed_partitions(warehouse_db.engine, EVENTS, None) == (
-        ["2026-11-03"],
-        "2026-11-03T10:00:00+00:00",
+    recent = scan(warehouse_db)
+
+    assert (list(recent.fingerprints), recent.cursor) == (
+        ["2026-11-05"],
+        "2026-11-05T10:00:00+00:00",
     )
 
 
@@ -214,11 +287,39 @@ def test_a_query_source_is_followed_by_its_partition_column(warehouse_db: Wareho
     kind = KINDS[3]  # epoch-ms
     table = events_at(warehouse_db, kind, *FIRST_ROWS)
     source = SourceSpec(partition_column="ts", query="SELECT id, ts FROM events WHERE id > 1")
-    _, cursor = changed_partitions(warehouse_db.engine, source, None)
-    add(warehouse_db, table, kind, at(2026, 11, 8, 9, 0))
+    cursor = scan(warehouse_db, source=source, lookback_days=7).cursor
+    add(warehouse_db, table, kind, at(2026, 11, 7, 9, 0))
+
+    recent = scan(warehouse_db, cursor, before=LATER, source=source)
 
     assert cursor == kind.cursor(warehouse_db.backend, at(2026, 11, 3, 23, 59, 59))
-    assert changed_partitions(warehouse_db.engine, source, cursor) == (
-        ["2026-11-08"],
-        kind.cursor(warehouse_db.backend, at(2026, 11, 8, 9, 0)),
+    assert (list(recent.fingerprints), recent.cursor) == (
+        ["2026-11-01", "2026-11-03", "2026-11-07"],
+        kind.cursor(warehouse_db.backend, at(2026, 11, 7, 9, 0)),
     )
+
+
+def test_a_late_row_of_a_date_column_on_the_cursors_own_day_changes_that_days_fingerprint(
+    warehouse_db: WarehouseDb,
+) -> None:
+    # The worst case of a high-water mark: every later row of the cursor's day equals it.
+    table = warehouse_db.create(
+        "events",
+        Column("id", Integer),
+        Column("ts", Date),
+        rows=[{"id": 1, "ts": date(2026, 11, 3)}, {"id": 2, "ts": date(2026, 11, 5)}],
+    )
+    first = scan(warehouse_db)
+    warehouse_db.insert(table, [{"id": 3, "ts": date(2026, 11, 5)}])
+
+    second = scan(warehouse_db, first.cursor)
+
+    # SQLite keeps dates as text, read as ISO-8601 text.
+    cursor = "2026-11-05" if warehouse_db.backend == "postgres" else "2026-11-05T00:00:00+00:00"
+    assert (list(first.fingerprints), first.cursor) == (["2026-11-05"], cursor)
+    assert second.fingerprints["2026-11-05"].startswith("2:")
+    assert second.cursor == cursor
+    assert list(scan(warehouse_db, cursor, before=None).fingerprints) == [
+        "2026-11-03",
+        "2026-11-05",
+    ]

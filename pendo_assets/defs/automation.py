@@ -1,6 +1,10 @@
-"""Per sync: a job, a daily schedule for yesterday's partition, a sensor for warehouse changes."""
+"""Per sync: a job, and a daily schedule for the UTC day that just ended.
 
-from typing import TYPE_CHECKING, Any
+The warehouse-change sensor is in `change_sensor`, the retry sensor in `retry_sensor`.
+"""
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -10,13 +14,11 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
     )
 
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.warehouse import WarehouseError, changed_partitions
 
-from .database_resources import WarehouseResource
+from .run_overlap import sync_partition_tags
 from .sync_assets import pendo_key, warehouse_key
 
 SCHEDULE_MINUTE_AFTER_MIDNIGHT = 15
-SENSOR_INTERVAL_SECONDS = 300
 
 
 def job_name(spec: SyncSpec) -> str:
@@ -32,55 +34,33 @@ def build_job(spec: SyncSpec) -> "UnresolvedAssetJobDefinition":
     )
 
 
-def build_schedule(job: "UnresolvedAssetJobDefinition") -> Any:
-    """Shortly after midnight UTC, the day that just ended (the job's last complete partition)."""
-    return dg.build_schedule_from_partitioned_job(
-        job,
-        name=f"{job.name}_daily",
-        hour_of_day=0,
-        minute_of_hour=SCHEDULE_MINUTE_AFTER_MIDNIGHT,
-    )
-
-
-def build_sensor(
+def build_schedule(
     spec: SyncSpec,
     job: "UnresolvedAssetJobDefinition",
     partitions_def: dg.TimeWindowPartitionsDefinition,
-) -> dg.SensorDefinition:
-    """Requests the partitions that new or changed warehouse rows fall in.
+) -> dg.ScheduleDefinition:
+    """`<job>_daily`: shortly after midnight UTC, the day that just ended (the job's last
+    complete partition), tagged like the sensors' runs so the run queue starts one run of a
+    sync partition at a time."""
 
-    The cursor is the largest partition-column value seen among rows of days whose partition
-    exists. Rows of today (no partition until the day is over) are left for a later
-    evaluation, so the cursor only moves forward and each run key (partition and cursor) is
-    requested once.
-    """
-
-    @dg.sensor(
-        name=f"{spec.name}_warehouse_changes",
+    @dg.schedule(
+        name=f"{job.name}_daily",
         job=job,
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-        description=f"New or changed rows in the warehouse source of `{spec.name}`.",
+        cron_schedule=f"{SCHEDULE_MINUTE_AFTER_MIDNIGHT} 0 * * *",
+        execution_timezone="UTC",
+        description=f"Yesterday's partition (UTC) of `{spec.name}`, at 00:"
+        f"{SCHEDULE_MINUTE_AFTER_MIDNIGHT:02d} UTC.",
     )
-    def warehouse_changes(
-        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
-    ) -> dg.SensorResult | dg.SkipReason:
-        last = partitions_def.get_last_partition_key()
-        if last is None:
-            return dg.SkipReason("no partition exists yet")
-        _, partitions_end = partitions_def.time_window_for_partition_key(last)
-        try:
-            keys, cursor = changed_partitions(
-                warehouse.get_engine(), spec.source, context.cursor, before=partitions_end
-            )
-        except WarehouseError as error:
-            return dg.SkipReason(f"cannot read the warehouse ({warehouse.display_url}): {error}")
-        if not keys:
-            return dg.SkipReason(f"no rows beyond cursor {context.cursor!r}")
-        first = partitions_def.get_first_partition_key()
-        ready = [k for k in keys if first is not None and k >= first]
-        requests = [
-            dg.RunRequest(partition_key=key, run_key=f"{spec.name}:{key}:{cursor}") for key in ready
-        ]
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        tick = context.scheduled_execution_time or datetime.now(UTC)
+        with dg.partition_loading_context(effective_dt=tick):
+            partition = partitions_def.get_last_partition_key()
+        if partition is None:
+            return dg.SkipReason(f"no partition of sync {spec.name!r} has ended yet")
+        return dg.RunRequest(
+            partition_key=partition,
+            run_key=partition,
+            tags=sync_partition_tags(spec.name, partition),
+        )
 
-    return warehouse_changes
+    return daily

@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
 
 from pendo_assets.sync.spec import SyncsFile, SyncSpec
 
-from .automation import build_job, build_schedule, build_sensor
+from .automation import build_job, build_schedule
+from .change_sensor import build_change_sensor
 from .retry_sensor import build_retry_sensor
 from .sync_assets import build_sync_assets
 
@@ -49,14 +50,14 @@ def build_pendo_definitions(
     partitions_def = daily_partitions(start_date)
     assets: list[dg.AssetsDefinition] = []
     jobs: list[UnresolvedAssetJobDefinition] = []
-    schedules: list[Any] = []
+    schedules: list[dg.ScheduleDefinition] = []
     sensors: list[dg.SensorDefinition] = []
     for spec in specs:
         assets += build_sync_assets(spec, partitions_def)
         job = build_job(spec)
         jobs.append(job)
-        schedules.append(build_schedule(job))
-        sensors.append(build_sensor(spec, job, partitions_def))
+        schedules.append(build_schedule(spec, job, partitions_def))
+        sensors.append(build_change_sensor(spec, job, partitions_def))
         sensors.append(build_retry_sensor(spec, job))
     return dg.Definitions(
         assets=assets,

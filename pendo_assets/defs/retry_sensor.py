@@ -1,9 +1,12 @@
-"""Per sync: a sensor that re-runs the partitions whose last run left failed rows.
+"""Per sync: a sensor that re-runs the partitions whose last run left failed rows a retry can fix.
 
-A retry run is an ordinary run of the sync's job for one partition. Rows Pendo already has
-unchanged are skipped, so only the failed rows go out again, with their current warehouse
-values. When the run ends, the partition's earlier failures are marked resolved in
-`pendo_sync_failures` and the rows that still fail are recorded again, with the new time.
+Only retryable failures count (Pendo unavailable, HTTP 429/5xx, rows not sent, sends in doubt
+under `in_doubt: resend`): a validation failure fails again until the warehouse row changes,
+and the change sensor sees that change. A retry run is an ordinary run of the sync's job for
+one partition. Rows Pendo already has unchanged are skipped, so only the failed rows go out
+again, with their current warehouse values. When the run ends, the partition's earlier failures
+are marked resolved in `pendo_sync_failures` and the rows that still fail are recorded again,
+with the new time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
 from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import SyncStateResource
+from .run_overlap import partitions_in_flight, sync_partition_tags
+from .sync_assets import pendo_key, warehouse_key
 
 RETRY_SENSOR_INTERVAL_SECONDS = 60
 RETRY_ATTEMPT_TAG = "pendo_assets/retry_attempt"
@@ -113,12 +118,15 @@ def build_retry_sensor(
     *,
     clock: Clock | None = None,
 ) -> dg.SensorDefinition:
-    """`<name>_retry_failed_rows`: requests partitions with unresolved failures, with backoff.
+    """`<name>_retry_failed_rows`: requests partitions with unresolved retryable failures,
+    with backoff.
 
     Attempt n of a partition is requested base_delay_minutes * 2**(n-1) after its latest
     failure, up to retry.max_attempts; then the sensor gives up on the partition (logged once)
     and its failures stay unresolved in `pendo_sync_failures`. A partition without unresolved
-    failures leaves the cursor, so a later failure starts again from attempt 1.
+    retryable failures leaves the cursor, and failures newer than the ones it gave up on start
+    again from attempt 1. A partition that a run of the sync has queued or running is held
+    back until that run ends.
     """
 
     @dg.sensor(
@@ -126,7 +134,8 @@ def build_retry_sensor(
         job=job,
         minimum_interval_seconds=RETRY_SENSOR_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.STOPPED,
-        description=f"Re-runs the partitions of `{spec.name}` whose last run left failed rows, "
+        description=f"Re-runs the partitions of `{spec.name}` whose last run left rows a retry "
+        "can fix (Pendo unavailable, HTTP 429/5xx, not sent), "
         f"up to {spec.retry_max_attempts} times, {spec.retry_base_delay_minutes:g} minutes "
         "after the failure and twice as long before each further attempt.",
     )
@@ -137,7 +146,8 @@ def build_retry_sensor(
             return dg.SkipReason(f"retries are off for sync {spec.name!r} (retry.max_attempts: 0)")
         now = (clock or utc_now)()
         try:
-            unresolved = sync_state.failure_store().unresolved_partitions(spec.name)
+            store = sync_state.failure_store()
+            unresolved = store.unresolved_partitions(spec.name, retryable_only=True)
         except sa.exc.SQLAlchemyError as error:
             return dg.SkipReason(
                 f"cannot read pendo_sync_failures ({sync_state.display_url}): "
@@ -148,7 +158,13 @@ def build_retry_sensor(
         except ValueError as error:
             context.log.warning(f"{error}; starting again from an empty cursor")
             previous = {}
-        return _evaluate(spec, context, now, unresolved, previous)
+        in_flight = partitions_in_flight(
+            context.instance,
+            job_name=job.name,
+            asset_keys=(warehouse_key(spec), pendo_key(spec)),
+            partition_keys=(key for key in unresolved if key is not None),
+        )
+        return _evaluate(spec, context, now, unresolved, previous, in_flight)
 
     return retry_failed_rows
 
@@ -159,18 +175,23 @@ def _evaluate(
     now: datetime,
     unresolved: dict[str | None, tuple[int, datetime]],
     previous: dict[str, PartitionRetries],
+    in_flight: set[str],
 ) -> dg.SensorResult | dg.SkipReason:
     """One evaluation: which partitions to request, and the cursor that follows."""
     entries: dict[str, PartitionRetries] = {}
     requests: list[dg.RunRequest] = []
     waiting: list[tuple[datetime, str, int]] = []  # (due, partition, next attempt)
+    held_back: list[str] = []
     gave_up = 0
     # Failures without a partition cannot be re-run by partition; the sync's assets all have one.
     partitions = sorted((k, v) for k, v in unresolved.items() if k is not None)
     for partition, (count, latest_failed_at) in partitions:
         latest = _as_utc(latest_failed_at)
         entry = previous.get(partition, PartitionRetries())
-        if partition in previous:  # a partition enters the cursor with its first attempt
+        if entry.gave_up and entry.failed_at is not None and latest > entry.failed_at:
+            # A later run failed again: a new round of failures, from attempt 1.
+            entry = PartitionRetries()
+        elif partition in previous:  # a partition enters the cursor with its first attempt
             entries[partition] = entry
         if entry.gave_up:
             gave_up += 1
@@ -178,6 +199,9 @@ def _evaluate(
         due = entry.due(spec, latest)
         if now < due:
             waiting.append((due, partition, entry.attempts + 1))
+            continue
+        if partition in in_flight:  # that run may fix it, or leave newer failures behind
+            held_back.append(partition)
             continue
         if entry.attempts >= spec.retry_max_attempts:
             context.log.warning(
@@ -194,23 +218,38 @@ def _evaluate(
                 # The failure it is based on tells apart a later round of failures of the same
                 # partition, whose attempts count from 1 again: Dagster never reuses a run key.
                 run_key=f"{spec.name}:retry:{partition}:{attempt}:{_iso(latest)}",
-                tags={RETRY_ATTEMPT_TAG: str(attempt)},
+                tags={RETRY_ATTEMPT_TAG: str(attempt), **sync_partition_tags(spec.name, partition)},
             )
         )
         entries[partition] = PartitionRetries(attempts=attempt, failed_at=latest, requested_at=now)
+    if held_back:
+        context.log.info(
+            f"held back {len(held_back)} partition(s) of sync {spec.name!r} with a run queued or "
+            f"in progress: {', '.join(held_back)}"
+        )
     cursor = dump_cursor(entries)
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor)
-    message = _skip_message(spec, waiting, gave_up)
+    message = _skip_message(spec, waiting, gave_up, held_back)
     if entries == previous:
         return dg.SkipReason(message)
     return dg.SensorResult(skip_reason=message, cursor=cursor)
 
 
-def _skip_message(spec: SyncSpec, waiting: list[tuple[datetime, str, int]], gave_up: int) -> str:
-    if not waiting and not gave_up:
-        return f"no unresolved failures of sync {spec.name!r} in pendo_sync_failures"
+def _skip_message(
+    spec: SyncSpec,
+    waiting: list[tuple[datetime, str, int]],
+    gave_up: int,
+    held_back: list[str],
+) -> str:
+    if not waiting and not gave_up and not held_back:
+        return f"no unresolved retryable failures of sync {spec.name!r} in pendo_sync_failures"
     parts = []
+    if held_back:
+        parts.append(
+            f"{len(held_back)} partition(s) held back while a run of them is queued or in "
+            f"progress: {', '.join(held_back)}"
+        )
     if waiting:
         due, partition, attempt = min(waiting)
         step = (

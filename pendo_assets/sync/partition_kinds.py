@@ -59,8 +59,9 @@ class PartitionKind:
         """A sargable condition keeping the rows of the UTC day ``[start, end)``."""
         raise NotImplementedError
 
-    def after_filter(self, column: Any, cursor: str) -> sa.ColumnElement[bool]:
-        """A sargable condition keeping the rows beyond ``cursor`` (and, if approximate, more)."""
+    def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
+        """A sargable condition keeping the rows at or after ``moment`` (and, if approximate,
+        more): the lower bound of the change sensor's window."""
         raise NotImplementedError
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
@@ -71,11 +72,11 @@ class PartitionKind:
         raise NotImplementedError
 
     def cursor_of(self, values: Sequence[Any], instants: pd.Series) -> str:
-        """The greatest of ``values`` (non-empty), written so ``after_filter`` reads it back."""
+        """The greatest of ``values`` (non-empty), written so ``cursor_instant`` reads it back."""
         raise NotImplementedError
 
     def cursor_instant(self, cursor: str) -> pd.Timestamp:
-        """The cursor as a UTC instant, for the exact cut of approximate kinds."""
+        """The cursor as a UTC instant; CursorError if it is not one of this kind's cursors."""
         return _parse_instant(cursor)
 
     def __repr__(self) -> str:
@@ -96,9 +97,8 @@ class _Timestamps(PartitionKind):
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(column >= self._bound(start), column < self._bound(end))
 
-    def after_filter(self, column: Any, cursor: str) -> sa.ColumnElement[bool]:
-        moment = _parse_instant(cursor).to_pydatetime(warn=False)
-        return column > self._bound(moment)
+    def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
+        return column >= self._bound(moment)
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
         return pd.to_datetime(_objects(values), utc=True)
@@ -114,8 +114,12 @@ class _Dates(PartitionKind):
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(column >= _date_bound(start.date()), column < _date_bound(end.date()))
 
-    def after_filter(self, column: Any, cursor: str) -> sa.ColumnElement[bool]:
-        return column > _date_bound(_parse_instant(cursor).date())
+    def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
+        # A date stands for its midnight (UTC): the first one at or after the moment.
+        day = moment.astimezone(UTC).date()
+        if moment > datetime(day.year, day.month, day.day, tzinfo=UTC):
+            day += timedelta(days=1)
+        return column >= _date_bound(day)
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
         return pd.to_datetime(_objects(values), utc=True)
@@ -143,16 +147,28 @@ class _EpochNumbers(PartitionKind):
         ]
         return conditions[0] if len(conditions) == 1 else sa.or_(*conditions)
 
-    def after_filter(self, column: Any, cursor: str) -> sa.ColumnElement[bool]:
+    def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
+        # As in day_filter: milliseconds at or above EPOCH_SECONDS_BELOW, seconds below it.
+        millis, seconds = _epoch_bounds(moment)
+        in_millis = column >= _number_bound(max(millis, EPOCH_SECONDS_BELOW))
+        if seconds >= EPOCH_SECONDS_BELOW:
+            return in_millis
+        return sa.or_(
+            in_millis,
+            sa.and_(column >= _number_bound(seconds), column < _number_bound(EPOCH_SECONDS_BELOW)),
+        )
+
+    def cursor_instant(self, cursor: str) -> pd.Timestamp:
         try:
-            number = Decimal(cursor.strip())
+            number = Decimal(cursor.strip()) if isinstance(cursor, str) else Decimal("NaN")
         except InvalidOperation:
             number = Decimal("NaN")
         if not number.is_finite():
             raise CursorError(f"cursor {cursor!r} is not an epoch number")
-        if number == number.to_integral_value():
-            return column > _number_bound(int(number))
-        return column > _number_bound(number)
+        instant = self.instants([number]).iloc[0]
+        if pd.isna(instant):
+            raise CursorError(f"cursor {cursor!r} is not an epoch number of a usable time")
+        return instant
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
         objects = _objects(values)
@@ -183,9 +199,9 @@ class _IsoText(PartitionKind):
         high = (end.date() + timedelta(days=1)).isoformat()
         return sa.and_(column >= _text_bound(low), column < _text_bound(high))
 
-    def after_filter(self, column: Any, cursor: str) -> sa.ColumnElement[bool]:
+    def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
         # A later instant written with any offset starts no earlier than this date.
-        earliest = (_parse_instant(cursor) - WIDEST_UTC_OFFSET).date().isoformat()
+        earliest = (moment.astimezone(UTC) - WIDEST_UTC_OFFSET).date().isoformat()
         return column >= _text_bound(earliest)
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
@@ -238,6 +254,15 @@ def _parse_instant(cursor: str) -> pd.Timestamp:
     if pd.isna(parsed):
         raise CursorError(f"cursor {cursor!r} is not an ISO-8601 timestamp")
     return parsed
+
+
+def _epoch_bounds(moment: datetime) -> tuple[int, int]:
+    """``moment`` in whole epoch milliseconds and whole seconds, rounded down (so a bound
+    keeps every value at or after it)."""
+    micros = (moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+    return micros // 1000, micros // 1_000_000
 
 
 def _date_bound(day: date) -> Any:

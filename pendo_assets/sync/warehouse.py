@@ -15,12 +15,15 @@ Connections are read-only on PostgreSQL and every transaction is rolled back. Fa
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -32,14 +35,16 @@ from .partition_kinds import (
     parse_iso_text,
     partition_window,
 )
-from .spec import SourceSpec
+from .spec import DEFAULT_SENSOR_LOOKBACK_DAYS, SourceSpec
 
 __all__ = [
+    "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
     "count_partition",
     "partition_window",
     "read_partition",
+    "window_start",
 ]
 
 #: The alias a query source gets as a subquery.
@@ -122,16 +127,46 @@ def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -
     return int(((instants >= start) & (instants < end)).sum())
 
 
-def changed_partitions(
-    engine: sa.Engine, source: SourceSpec, cursor: str | None, *, before: datetime | None = None
-) -> tuple[list[str], str | None]:
-    """The UTC days holding rows whose partition column is beyond ``cursor``, and the new cursor.
+@dataclass(frozen=True)
+class RecentPartitions:
+    """What the change sensor's window of the warehouse holds.
 
-    Days are sorted ``YYYY-MM-DD`` keys; with no cursor every row counts. The new cursor is the
-    greatest partition value seen: ISO-8601 for timestamps and text (text in UTC), digits for
-    epoch numbers. When nothing is new: ``([], cursor)``. Only the partition column of the rows
-    beyond the cursor is fetched. Rows at or after ``before`` (an aware UTC time, e.g. the start
-    of a partition that does not exist yet) are left for a later call: they move no cursor.
+    ``fingerprints`` maps each UTC day (sorted ``YYYY-MM-DD`` keys) with rows in the window to a
+    fingerprint of those rows' partition values: row count, latest value and a digest of all
+    of them, so a row that arrives late, or moves within the window, changes it. ``cursor`` is
+    the greatest partition value seen so far (ISO-8601 for timestamps and text, digits for
+    epoch numbers); ``since`` is the window's lower bound, a UTC midnight.
+    """
+
+    since: datetime
+    fingerprints: dict[str, str]
+    cursor: str | None
+
+
+def window_start(anchor: datetime, lookback_days: float) -> datetime:
+    """The UTC midnight at or before ``anchor - lookback_days``: whole days only, so a day's
+    fingerprint does not change as the window moves on."""
+    moment = anchor.astimezone(UTC) - timedelta(days=lookback_days)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def changed_partitions(
+    engine: sa.Engine,
+    source: SourceSpec,
+    cursor: str | None,
+    *,
+    before: datetime | None = None,
+    lookback_days: float = DEFAULT_SENSOR_LOOKBACK_DAYS,
+) -> RecentPartitions:
+    """The UTC days with rows in the change sensor's window, each with a fingerprint.
+
+    The window starts ``lookback_days`` before ``cursor`` (the greatest partition value seen
+    by an earlier call), or before ``before`` on a first call (no cursor), rounded down to a
+    UTC midnight; it is read again on every call, so rows committed late or out of order, with
+    partition values at or below the cursor, still change their day's fingerprint. It ends at
+    ``before`` (an aware UTC time, e.g. the start of a partition that does not exist yet), or
+    has no end without it. Only the partition column of the rows in the window is fetched,
+    with a sargable condition on it: never the whole table.
     """
     needed = [source.partition_column]
     table = _selectable(source, needed)
@@ -139,30 +174,47 @@ def changed_partitions(
     with _reading(engine, source, needed) as conn:
         kind = _partition_kind(conn, source, table, needed)
         if kind is None:
-            return [], cursor
-        if cursor is None:
-            condition = column.is_not(None)
+            since = window_start(before or datetime.now(UTC), lookback_days)
+            return RecentPartitions(since, {}, cursor)
+        latest = None if cursor is None else _cursor_instant(kind, source, cursor)
+        anchor = (before or datetime.now(UTC)) if latest is None else latest.to_pydatetime()
+        since = window_start(anchor, lookback_days)
+        if before is None:
+            condition = kind.since_filter(column, since)
         else:
-            try:
-                condition = kind.after_filter(column, cursor)
-            except CursorError as exc:
-                raise WarehouseError(
-                    f"{exc} (partition column {source.partition_column!r} of "
-                    f"{_describe(source)} holds {kind.label})"
-                ) from exc
+            condition = kind.day_filter(column, since, before)  # any [midnight, end) range
         fetched = conn.execute(sa.select(column).where(condition)).scalars().all()
-        values = pd.Series(fetched, dtype=object)
+    values = pd.Series(fetched, dtype=object)
     instants = kind.instants(values)
-    seen = instants.notna()
-    if cursor is not None and kind.approximate_in_sql:
-        seen &= instants > kind.cursor_instant(cursor)
+    inside = instants.notna() & (instants >= pd.Timestamp(since))
     if before is not None:
-        seen &= instants < pd.Timestamp(before)
-    if not seen.any():
-        return [], cursor
-    values, instants = values[seen], instants[seen]
-    days = sorted(set(instants.dt.strftime("%Y-%m-%d")))
-    return days, kind.cursor_of(list(values), instants)
+        inside &= instants < pd.Timestamp(before)
+    values, instants = values[inside], instants[inside]
+    fingerprints = {
+        day: _fingerprint(group)
+        for day, group in instants.groupby(instants.dt.strftime("%Y-%m-%d"))
+    }
+    if not values.empty and (latest is None or instants.max() >= latest):
+        cursor = kind.cursor_of(list(values), instants)
+    return RecentPartitions(since, dict(sorted(fingerprints.items())), cursor)
+
+
+def _cursor_instant(kind: PartitionKind, source: SourceSpec, cursor: str) -> pd.Timestamp:
+    try:
+        return kind.cursor_instant(cursor)
+    except CursorError as exc:
+        raise WarehouseError(
+            f"{exc} (partition column {source.partition_column!r} of "
+            f"{_describe(source)} holds {kind.label})"
+        ) from exc
+
+
+def _fingerprint(instants: pd.Series) -> str:
+    """Count, latest value and a digest of every value: equal only for the same values."""
+    utc_wall = instants.dt.as_unit("ns").dt.tz_localize(None)  # the same unit on every call
+    nanos = np.sort(utc_wall.to_numpy().astype(np.int64))
+    digest = hashlib.blake2b(nanos.tobytes(), digest_size=8).hexdigest()
+    return f"{len(nanos)}:{instants.max().isoformat()}:{digest}"
 
 
 # -- building statements -----------------------------------------------------------------------
