@@ -26,6 +26,10 @@ defs = build_pendo_definitions(
     resources={
         "pendo": pendo_resource_from_env(),
         "warehouse": WarehouseResource(url=_url("PENDO_WAREHOUSE_URL", warehouse_url())),
-        "sync_state": SyncStateResource(url=_url("PENDO_STATE_URL", state_url())),
+        "sync_state": SyncStateResource(
+            url=_url("PENDO_STATE_URL", state_url()),
+            lease_ttl_seconds=float(os.environ.get("PENDO_LEASE_TTL_SECONDS") or 120),
+            lease_wait_seconds=float(os.environ.get("PENDO_LEASE_WAIT_SECONDS") or 900),
+        ),
     },
 )

@@ -11,10 +11,13 @@ import pandas as pd
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
+from pendo_assets.sync.partition_lease import LeaseSettings
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 from pendo_assets.sync.state_store import StateStore, state_engine
 
 NOW_MS = 1_794_000_000_000
+# A killed run's lease frees up this soon, so the re-run waits only briefly for it.
+LEASE = LeaseSettings(ttl_seconds=2.0, poll_seconds=0.2)
 
 EVENTS_SPEC = SyncSpec(
     name="crash_events",
@@ -44,7 +47,9 @@ def sync(url: str, secret: str, state_url: str, count: int, in_flight: int) -> N
             event_frame(count),
             c,
             partition_key="2026-11-02",
-            options=SyncOptions(max_in_flight=in_flight, now_ms=NOW_MS, run_id="crash"),
+            options=SyncOptions(
+                max_in_flight=in_flight, now_ms=NOW_MS, run_id="crash", lease=LEASE
+            ),
             state=StateStore(state_engine(state_url)),
         )
 

@@ -22,7 +22,7 @@ from pendo_assets.defs.factory import daily_partitions
 from pendo_assets.defs.sync_assets import build_sync_assets
 from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateStore
+from pendo_assets.sync.state_tables import state_table
 from pendo_assets_tests.conftest import SyncMaterialization
 
 VISITORS = SyncSpec(
@@ -418,7 +418,7 @@ def sandbox_client(sandbox: SandboxServer) -> httpx.Client:
     )
 
 
-def test_update_mode_fails_ids_pendo_does_not_know_as_not_found_in_pendo(
+def test_update_mode_skips_ids_pendo_does_not_know_as_not_in_pendo(
     materialize_sync: Any,
     sandbox: SandboxServer,
     sqlite_url: str,
@@ -454,10 +454,10 @@ def test_update_mode_fails_ids_pendo_does_not_know_as_not_found_in_pendo(
         "v-known": {"custom": {"plan": "pro"}, "agent": {}}
     }
     metadata = run.metadata("pendo")
-    assert (metadata["sent"], metadata["failed"]) == (1, 1)
-    assert metadata["failures"].splitlines()[2] == "| v-unknown |  | not found in Pendo |"
-    [failure] = stored_failures(sync_name="visitor_updates")
-    assert (failure["record_id"], failure["reason"]) == ("v-unknown", "not found in Pendo")
+    assert (metadata["sent"], metadata["failed"], metadata["skipped"]) == (1, 0, 1)
+    assert metadata["not_in_pendo"] == 1
+    assert metadata["failures"] == "No failed rows."
+    assert stored_failures(sync_name="visitor_updates") == []
     # After the set-up write: the schema read, then one update, without create.
     _, schema_read, update = sandbox.state()["requests"]
     assert (schema_read["method"], schema_read["path"]) == ("GET", SCHEMA)
@@ -525,8 +525,12 @@ def sync_state(state_url: str, sync_name: str, keys: list[str]) -> tuple[int, li
     """How many records ``pendo_sync_state`` holds for the sync, and which of ``keys``."""
     engine = sa.create_engine(state_url, poolclass=sa.NullPool)
     try:
-        store = StateStore(engine)
-        return store.count(sync_name), sorted(store.known(sync_name, keys))
+        with engine.connect() as connection:
+            found = connection.execute(
+                sa.select(state_table.c.record_key).where(state_table.c.sync_name == sync_name)
+            ).scalars()
+            recorded = list(found)
+        return len(recorded), sorted(set(recorded) & set(keys))
     finally:
         engine.dispose()
 

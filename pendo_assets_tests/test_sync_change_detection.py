@@ -11,12 +11,12 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.change_detection import ALREADY_DELIVERED, ALREADY_SENT, UNCHANGED
-from pendo_assets.sync.engine import SyncOptions, run_sync
+from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.field_types import MissingFieldsError
-from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.outcome import NOT_IN_PENDO, SyncAborted
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateStore, state_engine
+from pendo_assets.sync.state_store import StateScope, StateStore, state_engine
 
 PARTITION = "2026-11-02"
 NOW_MS = 1_794_000_000_000
@@ -100,6 +100,11 @@ def run(
     )
 
 
+def scoped(state: StateStore, client: PendoClient, spec: SyncSpec) -> StateScope:
+    """The state the sync keeps for the destination `client` points at."""
+    return state.scope(destination_of(spec, client), spec.name)
+
+
 def sent_bodies(sandbox: Any, path: str) -> list[Any]:
     return [r["body"] for r in sandbox.state()["requests"] if r["path"] == path]
 
@@ -141,8 +146,9 @@ def test_changing_ten_rows_sends_exactly_those_ten(
 
 def test_state_holds_a_hash_per_accepted_record(client: PendoClient, state: StateStore) -> None:
     run(visitors(), visitor_frame(3), client, state)
-    assert state.count("visitors") == 3
-    assert set(state.known("visitors", ["v-0", "v-1", "v-2", "v-9"])) == {"v-0", "v-1", "v-2"}
+    kept = scoped(state, client, visitors())
+    assert kept.count() == 3
+    assert set(kept.known(["v-0", "v-1", "v-2", "v-9"])) == {"v-0", "v-1", "v-2"}
 
 
 def test_failed_rows_are_not_remembered_and_go_out_again(
@@ -183,7 +189,21 @@ def test_update_mode_sends_changes_without_creating(
     [request] = [r for r in sandbox.state()["requests"][before:] if r["path"] == CUSTOM]
     assert request["query"] == {}
     assert [r["visitorId"] for r in request["body"]] == ["v-1", "v-2"]
-    assert [(f.record_id, f.reason) for f in report.failures] == [("v-2", "not found in Pendo")]
+    assert report.failures == []
+    assert (report.sent, report.skipped, report.not_in_pendo) == (1, 2, 1)
+    assert report.skipped_reasons == {UNCHANGED: 1, NOT_IN_PENDO: 1}
+
+
+def test_update_mode_sends_ids_not_in_pendo_again_on_the_next_run(
+    sandbox: Any, client: PendoClient, state: StateStore
+) -> None:
+    run(visitors("update"), visitor_frame(2), client, state)
+    before = len(sandbox.state()["requests"])
+    report = run(visitors("update"), visitor_frame(2), client, state)
+
+    [request] = [r for r in sandbox.state()["requests"][before:] if r["path"] == CUSTOM]
+    assert [r["visitorId"] for r in request["body"]] == ["v-0", "v-1"]
+    assert (report.not_in_pendo, report.failed, report.failure_rate) == (2, 0, 0.0)
 
 
 def test_full_refresh_resends_every_record(
@@ -201,7 +221,8 @@ def test_dry_run_sends_nothing_changes_nothing_and_previews_the_changes(
     sandbox: Any, client: PendoClient, state: StateStore
 ) -> None:
     run(visitors(), visitor_frame(3), client, state)
-    before = state.known("visitors", ["v-0", "v-1", "v-2"])
+    kept = scoped(state, client, visitors())
+    before = kept.known(["v-0", "v-1", "v-2"])
     sandbox.reset()
     frame = pd.concat(
         [
@@ -215,7 +236,7 @@ def test_dry_run_sends_nothing_changes_nothing_and_previews_the_changes(
     report = run(visitors(), frame, client, state, dry_run=True)
 
     assert sent_bodies(sandbox, CUSTOM) == []
-    assert state.known("visitors", ["v-0", "v-1", "v-2", "v-9"]) == before
+    assert kept.known(["v-0", "v-1", "v-2", "v-9"]) == before
     assert report.dry_run is not None
     assert (
         report.dry_run.would_create,
@@ -253,7 +274,7 @@ def test_preflight_names_the_fields_pendo_lacks_and_sends_nothing(
     assert isinstance(MissingFieldsError(message), MissingFieldsError)
     assert [r["path"] for r in sandbox.state()["requests"]] == [SCHEMA]
     assert [f.reason.startswith("not sent: ") for f in raised.value.report.failures] == [True]
-    assert state.count("visitors") == 0
+    assert scoped(state, client, spec).count() == 0
 
 
 def test_values_are_coerced_to_the_declared_type_when_nothing_is_lost(
@@ -316,15 +337,14 @@ def test_an_event_id_column_is_the_key_and_is_not_sent(
 ) -> None:
     frame = event_frame(3, evt=["e-1", "e-2", "e-3"])
     run(events({"evt": "event_id"}), frame, client, state)
-    changed = frame.copy()
-    changed.loc[0, "name"] = "Renamed"  # same event id: already delivered, not sent again
-    report = run(events({"evt": "event_id"}), changed, client, state)
+    report = run(events({"evt": "event_id"}), frame, client, state)
 
     stored = sandbox.state()["events"]
     assert len(stored) == 3
     assert all("evt" not in e["properties"] and "event_id" not in e["properties"] for e in stored)
     assert report.skipped_reasons == {ALREADY_DELIVERED: 3}
-    assert set(state.known("events", ["id:e-1", "id:e-2", "id:e-3"])) == {
+    kept = scoped(state, client, events({"evt": "event_id"}))
+    assert set(kept.known(["id:e-1", "id:e-2", "id:e-3"])) == {
         "id:e-1",
         "id:e-2",
         "id:e-3",

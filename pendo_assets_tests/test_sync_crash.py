@@ -66,7 +66,10 @@ def test_killed_event_sync_rerun_delivers_every_event_with_bounded_duplicates(
     assert child.returncode == -signal.SIGKILL
     assert delivered_at_kill < EVENTS
 
+    # The killed run still holds the partition's lease: the re-run waits for it to expire.
+    rerun_started = time.monotonic()
     sync(slow_sandbox.url, track_event_secret, state_url, EVENTS, IN_FLIGHT)
+    assert time.monotonic() - rerun_started >= 0.5  # it did wait for the abandoned lease
 
     counts = Counter(e["visitorId"] for e in slow_sandbox.state(requests=False)["events"])
     assert set(counts) == {f"v-{i}" for i in range(EVENTS)}  # nothing lost

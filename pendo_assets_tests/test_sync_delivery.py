@@ -204,16 +204,19 @@ def test_under_random_faults_every_metadata_row_is_accounted_for_and_lands(
     }
 
 
-def test_under_random_faults_every_event_is_accounted_for_and_lands_once(
+def test_under_random_faults_every_event_is_accounted_for_and_lands_at_most_once(
     faulty_sandbox: SandboxServer, patient_client: PendoClient
 ) -> None:
+    """The sandbox's random faults come before any effect, so nothing is duplicated; a 5xx is
+    still in doubt for the client (Pendo's could come after it), so it is counted and resent."""
     rows = [event(f"v-{i:02}", "signed_in", T + i) for i in range(30)]
     report = sync(EVENTS, rows, patient_client, max_in_flight=8)
     state = faulty_sandbox.state(requests=False)
     assert state["counters"]["faults_injected"] > 0
-    assert report.retried > 0
-    assert (report.sent, report.failed) == (30, 0)
-    assert sorted((e["visitorId"], e["timestamp"]) for e in state["events"]) == [
-        (f"v-{i:02}", T + i) for i in range(30)
-    ]
+    assert report.in_doubt > 0
+    assert report.sent + report.failed == 30
+    assert all(f.reason.startswith("in doubt: ") and f.retryable for f in report.failures)
+    stored = sorted((e["visitorId"], e["timestamp"]) for e in state["events"])
+    failed = {f.record_id for f in report.failures}
+    assert stored == [(f"v-{i:02}", T + i) for i in range(30) if f"v-{i:02}" not in failed]
     assert state["counters"]["pacing_429"] == 0

@@ -14,6 +14,7 @@ import pandas as pd
 from pendo_assets.client import MetadataRecord, PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.metadata_rows import SUPERSEDED
+from pendo_assets.sync.outcome import NOT_IN_PENDO
 from pendo_assets.sync.results import RowFailure, SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -233,7 +234,7 @@ def test_upsert_sends_create_true_and_creates_unknown_ids(
     assert sorted(sandbox.state()["metadata"]["visitor"]) == ["new-1", "new-2"]
 
 
-def test_update_never_creates_and_unknown_ids_fail_as_not_found(
+def test_update_never_creates_and_skips_unknown_ids_as_not_in_pendo(
     sandbox: Any, client: PendoClient
 ) -> None:
     client.write_metadata("visitor", [MetadataRecord("known", {"plan": "free"})], create=True)
@@ -249,8 +250,9 @@ def test_update_never_creates_and_unknown_ids_fail_as_not_found(
             ],
         )
     ]
-    assert counts(report) == (2, 1, 1, 0)
-    assert report.failures == [RowFailure(0, "stranger", "not found in Pendo")]
+    assert counts(report) == (2, 1, 0, 1)
+    assert (report.failures, report.not_in_pendo) == ([], 1)
+    assert report.skipped_reasons == {NOT_IN_PENDO: 1}
     assert sandbox.state()["metadata"]["visitor"] == {
         "known": {"custom": {"plan": "pro"}, "agent": {}}
     }
@@ -267,7 +269,7 @@ def test_update_sends_no_create_and_no_agent_request_for_a_row_pendo_lacks(
     )
     # The agent request carries only rows whose custom values Pendo accepted: none here.
     assert [(path, query) for path, query, _ in writes(sandbox)] == [(CUSTOM, {})]
-    assert report.failures == [RowFailure(0, "stranger", "not found in Pendo")]
+    assert (report.failures, report.not_in_pendo) == ([], 1)
     assert sandbox.state()["metadata"]["visitor"] == {}
 
 
@@ -421,19 +423,15 @@ def test_rows_sent_failed_and_skipped_always_add_up(sandbox: Any, client: PendoC
         [
             {"id": "known", "plan": "free"},  # superseded
             {"id": None, "plan": "pro"},  # no id
-            {"id": "stranger", "plan": "pro"},  # not found (update)
+            {"id": "stranger", "plan": "pro"},  # not in Pendo (update): skipped
             {"id": "bad", "plan": {"x": 1}},  # not a scalar
             {"id": "known", "plan": "pro"},  # sent
         ]
     )
     report = sync(visitor_spec({"id": "visitorId", "plan": "plan"}, mode="update"), frame, client)
-    assert counts(report) == (5, 1, 3, 1)
+    assert counts(report) == (5, 1, 2, 2)
     assert report.failed == len(report.failures)
-    assert [(f.row, f.record_id) for f in report.failures] == [
-        (1, None),
-        (2, "stranger"),
-        (3, "bad"),
-    ]
+    assert [(f.row, f.record_id) for f in report.failures] == [(1, None), (3, "bad")]
 
 
 # -- retries and batches -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
 from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.partition_lease import LeaseSettings
 from pendo_assets.sync.state_store import StateStore, state_engine
 
 
@@ -42,6 +43,16 @@ class SyncStateResource(dg.ConfigurableResource):
     """Where sync state and failed rows live (`pendo_sync_failures`)."""
 
     url: str = Field(repr=False, description="SQLAlchemy URL of the sync state database.")
+    lease_ttl_seconds: float = Field(
+        default=120.0,
+        description="How long a partition's lease outlives its last renewal: the wait before "
+        "a run may take over the partition of a run that was killed.",
+    )
+    lease_wait_seconds: float = Field(
+        default=900.0,
+        description="How long a run waits for another run of the same partition to finish "
+        "before it fails (and its step retries).",
+    )
     _store: FailureStore | None = PrivateAttr(default=None)
     _state: StateStore | None = PrivateAttr(default=None)
     _engine: sa.Engine | None = PrivateAttr(default=None)
@@ -59,6 +70,11 @@ class SyncStateResource(dg.ConfigurableResource):
         if self._store is None:
             self._store = FailureStore(self.get_engine())
         return self._store
+
+    def lease_settings(self) -> LeaseSettings:
+        return LeaseSettings(
+            ttl_seconds=self.lease_ttl_seconds, wait_seconds=self.lease_wait_seconds
+        )
 
     def state_store(self) -> StateStore:
         if self._state is None:

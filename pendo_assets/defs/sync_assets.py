@@ -1,35 +1,23 @@
 """The two assets of one sync: `warehouse/<name>` reads a partition, `pendo/<name>` pushes it."""
 
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pendo_assets.client import (
-    MissingCredentialError,
-    PendoAuthError,
-    PendoConfigError,
-    PendoRequestError,
-    PendoUnavailableError,
-)
 from pendo_assets.sync.convert import to_identifiers
-from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.failure_store import FailureStore
-from pendo_assets.sync.field_types import MissingFieldsError
-from pendo_assets.sync.outcome import SyncAborted
-from pendo_assets.sync.results import SyncReport
+from pendo_assets.sync.engine import SyncOptions
 from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.warehouse import WarehouseError, read_partition
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .markdown import frame_preview
+from .push import push_partition
+from .report_metadata import FAILURE_RATE_CHECK
 from .resources import PendoResource
 
 IDS_CHECK = "identifiers_not_null"
-FAILURE_RATE_CHECK = "failure_rate"
 PENDO_POOL = "pendo_api"
 
 # A failed sync step is retried (Pendo outages are usually short); auth and config errors are not.
@@ -152,7 +140,6 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         pendo: PendoResource,
         sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
-        store = sync_state.failure_store()
         options = SyncOptions(
             max_in_flight=pendo.max_in_flight,
             run_id=context.run.run_id,
@@ -160,52 +147,9 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             resend_events=config.resend_events,
             dry_run=config.dry_run,
             preflight=spec.is_metadata,
+            lease=sync_state.lease_settings(),
         )
-        try:
-            client = pendo.get_client(share_rate_limit_with=context.run.run_id)
-        except PendoConfigError as error:
-            raise dg.Failure(
-                description=f"sync {spec.name!r}: {error}", allow_retries=False
-            ) from None
-        try:
-            report = run_sync(
-                spec,
-                frame,
-                client,
-                partition_key=context.partition_key,
-                options=options,
-                state=sync_state.state_store(),
-                log=context.log,
-            )
-        except (MissingCredentialError, MissingFieldsError, PendoAuthError) as error:
-            # Configuration: no retry can help. (Auth errors reach here from the preflight.)
-            raise dg.Failure(
-                description=f"sync {spec.name!r}: {error}", allow_retries=False
-            ) from None
-        except (PendoUnavailableError, PendoRequestError) as error:
-            raise dg.Failure(description=f"sync {spec.name!r}: {error}") from None
-        except SyncAborted as aborted:
-            if not config.dry_run:  # a dry run changes no state, not even the failures table
-                _record(store, spec, context, aborted.report)
-            raise dg.Failure(
-                description=str(aborted),
-                metadata=_report_metadata(aborted.report),
-                allow_retries=aborted.retryable,
-            ) from None
-        finally:
-            client.close()
-        if report.dry_run is not None:
-            return dg.MaterializeResult(
-                metadata=_dry_run_metadata(report),
-                check_results=[_failure_rate_check(spec, report)],
-            )
-        _record(store, spec, context, report)
-        for warning in report.warnings:
-            context.log.warning(warning)
-        return dg.MaterializeResult(
-            metadata=_report_metadata(report),
-            check_results=[_failure_rate_check(spec, report)],
-        )
+        return push_partition(context, spec, frame, options, pendo, sync_state)
 
     return pushed
 
@@ -224,64 +168,4 @@ class SyncRunConfig(dg.Config):
     dry_run: bool = Field(
         default=False,
         description="Read, map, validate and diff; send nothing and change no state.",
-    )
-
-
-def _dry_run_metadata(report: SyncReport) -> dict[str, Any]:
-    assert report.dry_run is not None
-    dry = report.dry_run
-    return {
-        "dry_run": True,
-        "dagster/row_count": report.rows,
-        "would_create": dry.would_create,
-        "would_change": dry.would_change,
-        "unchanged": dry.unchanged,
-        "invalid": dry.invalid,
-        "preview": dg.MetadataValue.md(dry.preview),
-        "failures": dg.MetadataValue.md(report.failures_markdown()),
-    }
-
-
-def _record(
-    store: FailureStore, spec: SyncSpec, context: dg.AssetExecutionContext, report: SyncReport
-) -> None:
-    """Store this run's failed rows; earlier runs' failures of the partition become history."""
-    store.resolve_earlier(sync_name=spec.name, partition_key=context.partition_key)
-    if report.failures:
-        store.record(
-            sync_name=spec.name,
-            partition_key=context.partition_key,
-            run_id=context.run.run_id,
-            failures=report.failures,
-        )
-
-
-def _report_metadata(report: SyncReport) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "dagster/row_count": report.rows,
-        "sent": report.sent,
-        "failed": report.failed,
-        "retried": report.retried,
-        "skipped": report.skipped,
-        "skipped_unchanged": report.skipped_unchanged,
-        "requests": report.requests,
-        "duration_seconds": round(report.duration_seconds, 3),
-        "records_per_second": round(report.records_per_second, 1),
-        "failures": dg.MetadataValue.md(report.failures_markdown()),
-    }
-    if report.warnings:
-        metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in report.warnings))
-    return metadata
-
-
-def _failure_rate_check(spec: SyncSpec, report: SyncReport) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=FAILURE_RATE_CHECK,
-        passed=bool(np.less_equal(report.failure_rate, spec.max_failure_rate)),
-        metadata={
-            "failure_rate": float(report.failure_rate),
-            "max_failure_rate": float(spec.max_failure_rate),
-            "failed": report.failed,
-            "rows": report.rows,
-        },
     )

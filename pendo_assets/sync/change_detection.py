@@ -1,7 +1,9 @@
 """Which rows to send: compares each row's payload with what Pendo last accepted.
 
-Metadata rows are keyed by their id and compared by payload hash; events are keyed by their
-`event_id` column or a hash of their content, and an event once delivered is never sent again.
+Metadata rows are keyed by their id and compared by payload hash. Events are keyed by their
+`event_id` column or by their identity (visitor, account, event, timestamp); an event once
+delivered is never sent again, even when its properties change later (Pendo events are
+immutable), and an `event_id` that comes back with other content fails its row.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .metadata_rows import PreparedMetadata
-from .record_keys import canonical_json, digest, event_key
+from .record_keys import canonical_json, digest, event_key, legacy_event_key
 from .state_store import Known
 from .track_rows import PreparedEvents
 
@@ -21,6 +23,14 @@ UNCHANGED = "unchanged since Pendo last accepted it"
 ALREADY_SENT = "already in Pendo (insert mode sends only new records)"
 ALREADY_DELIVERED = "event already delivered to Pendo"
 DUPLICATE_EVENT = "duplicate of an earlier row with the same event key"
+CHANGED_AFTER_DELIVERY = (
+    "event already delivered to Pendo; its properties changed since, and Pendo events cannot "
+    "be changed: not sent again"
+)
+EVENT_ID_REUSED = (
+    "event_id reused: an event with this event_id was delivered before with other content "
+    "(visitor, event, timestamp or properties); not sent"
+)
 
 
 @dataclass
@@ -49,12 +59,18 @@ def key_metadata(prepared: PreparedMetadata) -> Keyed:
 
 def key_events(prepared: PreparedEvents) -> Keyed:
     positions = prepared.sendable
-    payloads = [canonical_json(prepared.event(p).payload()) for p in positions]
+    bodies = [prepared.event(p).payload() for p in positions]
+    payloads = [canonical_json(body) for body in bodies]
     if prepared.event_ids is not None:
         keys = [f"id:{prepared.event_ids[p]}" for p in positions]
     else:
-        keys = [event_key(json.loads(payload)) for payload in payloads]
+        keys = [event_key(body) for body in bodies]
     return Keyed(positions, keys, payloads, [digest(p) for p in payloads])
+
+
+def legacy_event_keys(keyed: Keyed) -> list[str]:
+    """Per event, the content-hash key older versions recorded it under (same order)."""
+    return [legacy_event_key(json.loads(payload)) for payload in keyed.payloads]
 
 
 @dataclass
@@ -65,6 +81,7 @@ class Decision:
     skipped: dict[int, str] = field(default_factory=dict)  # position -> why not
     new: set[int] = field(default_factory=set)  # positions never accepted before
     changed: set[int] = field(default_factory=set)  # positions whose payload changed
+    failed: dict[int, str] = field(default_factory=dict)  # position -> why it cannot go out
 
 
 def decide_metadata(
@@ -91,18 +108,32 @@ def decide_metadata(
     return decision
 
 
-def decide_events(keyed: Keyed, known: dict[str, Known], *, resend: bool) -> Decision:
+def decide_events(
+    keyed: Keyed, known: dict[str, Known], *, resend: bool, by_event_id: bool = False
+) -> Decision:
+    """Send events never delivered; skip delivered ones (and note those changed since).
+
+    With `by_event_id`, a delivered id whose content differs is a reused id, which fails its
+    row: silently skipping it would lose a different event.
+    """
     send: list[int] = []
     decision = Decision(send=np.empty(0, dtype=np.int64))
     seen: set[str] = set()
-    for position, key in zip(keyed.positions, keyed.keys, strict=True):
+    for position, key, payload_hash in zip(keyed.positions, keyed.keys, keyed.hashes, strict=True):
         p = int(position)
         if key in seen:
             decision.skipped[p] = DUPLICATE_EVENT
             continue
         seen.add(key)
-        if key in known and not resend:
-            decision.skipped[p] = ALREADY_DELIVERED
+        previous = known.get(key)
+        if previous is not None and not resend:
+            if previous.payload_hash == payload_hash:
+                decision.skipped[p] = ALREADY_DELIVERED
+            elif by_event_id:
+                decision.failed[p] = EVENT_ID_REUSED
+            else:
+                decision.skipped[p] = CHANGED_AFTER_DELIVERY
+                decision.changed.add(p)
             continue
         decision.new.add(p)
         send.append(p)

@@ -7,7 +7,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoo
 
 import numpy as np
 
-from pendo_assets.client import PendoAuthError, PendoClient, RecordResult
+from pendo_assets.client import FailureKind, PendoAuthError, PendoClient, RecordResult
 
 from .metadata_rows import PreparedMetadata
 from .outcome import DeliveryOutcome
@@ -62,12 +62,19 @@ def deliver_metadata(
     """Send the rows at `positions`; `on_accepted` hears each batch's fully accepted rows.
 
     A batch's groups go one after the other: the agent request carries only the rows whose
-    custom values Pendo accepted, so a row is never left half written by this sync.
+    custom values Pendo accepted, so a row is never left half written by this sync. Without
+    `create` (update mode), ids Pendo does not know are set aside as not in Pendo, not failed.
     """
     outcome = DeliveryOutcome(prepared.rows)
     groups = prepared.groups
 
     def work(batch: WorkItem) -> None:
+        try:
+            send_batch(batch)
+        except Exception as error:  # a bug or a refused value: stop with every row accounted for
+            outcome.abort(f"internal error while sending metadata: {error!r}", error)
+
+    def send_batch(batch: WorkItem) -> None:
         pending = batch
         retried: set[int] = set()
         for group in groups:
@@ -88,6 +95,8 @@ def deliver_metadata(
                     accepted.append(position)
                     if result.retried:
                         retried.add(int(position))
+                elif result.kind == FailureKind.NOT_FOUND and not create:
+                    outcome.skip_not_in_pendo(int(position))
                 else:
                     outcome.add(int(position), result)
             pending = np.asarray(accepted, dtype=np.int64)

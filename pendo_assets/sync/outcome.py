@@ -11,6 +11,24 @@ from pendo_assets.client import FailureKind, PendoAuthError, RecordResult
 
 from .results import RowFailure, SyncReport
 
+# Failures a later run may fix: Pendo unavailable or overloaded, or an answer that said nothing.
+_RETRYABLE_KINDS = frozenset({FailureKind.UNAVAILABLE, FailureKind.BAD_RESPONSE})
+# Answers of this kind in a row mean Pendo is down (a lost answer is one too).
+_UNAVAILABLE_KINDS = frozenset({FailureKind.UNAVAILABLE, FailureKind.IN_DOUBT})
+NOT_IN_PENDO = "not in Pendo (update mode creates nothing); sent again on the next run"
+
+
+def is_retryable(result: RecordResult) -> bool:
+    status = result.status or 0
+    return result.kind in _RETRYABLE_KINDS or status in (408, 429) or status >= 500
+
+
+def _what_failed(result: RecordResult) -> str:
+    if result.kind == FailureKind.IN_DOUBT:
+        return "lost their answer or exhausted their retries"
+    return "exhausted their retries"
+
+
 # This many work items in a row failing with an exhausted retry budget means Pendo is down:
 # stop instead of spending the budget again on every remaining batch.
 UNAVAILABLE_STREAK_TO_ABORT = 3
@@ -34,6 +52,8 @@ class DeliveryOutcome:
     sent: np.ndarray = field(init=False)  # bool per row
     retried: np.ndarray = field(init=False)  # bool per row
     failed: dict[int, RowFailure] = field(default_factory=dict)
+    not_in_pendo: set[int] = field(default_factory=set)  # update mode: ids Pendo lacks
+    in_doubt_sends: int = 0  # track sends whose answer was lost: the most duplicates possible
     abort_reason: str | None = None
     abort_cause: BaseException | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -50,9 +70,11 @@ class DeliveryOutcome:
     def aborted(self) -> bool:
         return self.abort_reason is not None
 
-    def add(self, position: int, result: RecordResult) -> None:
+    def add(self, position: int, result: RecordResult, *, retryable: bool | None = None) -> None:
         """Fold one record result into its row; a row with several requests needs all to pass."""
         with self._lock:
+            if result.kind == FailureKind.IN_DOUBT:
+                self.in_doubt_sends += 1
             if result.retried:
                 self.retried[position] = True
             if result.ok:
@@ -73,20 +95,30 @@ class DeliveryOutcome:
                         result.reason or "failed",
                         field=result.field,
                         http_status=result.status,
+                        retryable=is_retryable(result) if retryable is None else retryable,
                     ),
                 )
+
+    def note_in_doubt(self) -> None:
+        """A send whose answer was lost, sent again: it may end up in Pendo twice."""
+        with self._lock:
+            self.in_doubt_sends += 1
+
+    def skip_not_in_pendo(self, position: int) -> None:
+        with self._lock:
+            self.not_in_pendo.add(position)
 
     def note_item(self, results: list[RecordResult]) -> None:
         """Track runs of unavailable work items; enough of them abort the sync."""
         with self._lock:
             self._items += 1
-            if results and all(r.kind == FailureKind.UNAVAILABLE for r in results):
+            if results and all(r.kind in _UNAVAILABLE_KINDS for r in results):
                 self._unavailable_streak += 1
                 self._last_unavailable = results[0].reason
                 if self._unavailable_streak >= UNAVAILABLE_STREAK_TO_ABORT and not self.aborted:
                     self.abort_reason = (
                         f"Pendo unreachable: {UNAVAILABLE_STREAK_TO_ABORT} requests in a row "
-                        f"exhausted their retries; last: {results[0].reason}"
+                        f"{_what_failed(results[0])}; last: {results[0].reason}"
                     )
             else:
                 self._unavailable_streak = 0

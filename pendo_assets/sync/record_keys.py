@@ -17,7 +17,8 @@ def canonical_json(value: Any) -> str:
 
 
 def digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    # surrogatepass: a lone surrogate from a broken source must not crash the whole partition
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def payload_hash(payload: Any) -> str:
@@ -26,7 +27,17 @@ def payload_hash(payload: Any) -> str:
 
 
 def event_key(body: dict[str, Any]) -> str:
-    """A deterministic key for an event without an id column: who, what, when, with what."""
+    """An event without an id column is who did what when: visitor, account, event, timestamp.
+
+    Properties and context are left out, so a delivered event whose properties change later
+    (a renamed or new property, a joined value) keeps its key and is not sent again.
+    """
+    parts = [body.get("visitorId"), body.get("accountId"), body.get("event"), body.get("timestamp")]
+    return "ev:" + digest(canonical_json(parts))
+
+
+def legacy_event_key(body: dict[str, Any]) -> str:
+    """The content-hash key earlier versions recorded events under; read, never written."""
     parts = {
         "visitorId": body.get("visitorId"),
         "accountId": body.get("accountId"),

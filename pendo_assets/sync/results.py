@@ -17,6 +17,9 @@ class RowFailure:
     reason: str
     field: str | None = None
     http_status: int | None = None
+    # True when a later run may succeed where this one failed (Pendo unavailable, 429/5xx,
+    # not sent, in doubt under `resend`); validation failures never are.
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class SyncReport:
     failures: list[RowFailure] = field(default_factory=list)
     skipped_reasons: Counter[str] = field(default_factory=Counter)
     skipped_unchanged: int = 0  # of `skipped`: rows Pendo already has as they are
+    not_in_pendo: int = 0  # of `skipped`: update mode, ids Pendo does not know
+    changed_after_delivery: int = 0  # of `skipped`: delivered events whose content changed
+    in_doubt: int = 0  # track sends whose answer was lost: duplicates can never exceed it
+    destination: str | None = None  # where it went: base URL + credential fingerprint
     warnings: list[str] = field(default_factory=list)
     dry_run: DryRun | None = None
 

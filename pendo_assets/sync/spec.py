@@ -22,6 +22,9 @@ ACCOUNT_METADATA = "account_metadata"
 TRACK_EVENTS = "track_events"
 OBJECT_TYPES: tuple[str, ...] = (VISITOR_METADATA, ACCOUNT_METADATA, TRACK_EVENTS)
 MODES: tuple[str, ...] = ("upsert", "insert", "update")
+# Track sends whose answer was lost: send again (at least once) or leave them (at most once).
+IN_DOUBT_POLICIES: tuple[str, ...] = ("resend", "skip")
+DEFAULT_SENSOR_LOOKBACK_DAYS = 2.0
 EVENT_ID_TARGET = "event_id"  # track events: the column that identifies an event; not sent
 
 REQUIRED_TARGETS: dict[str, tuple[str, ...]] = {
@@ -77,6 +80,8 @@ class SyncSpec:
     max_failure_rate: float = 0.01
     retry_max_attempts: int = 3
     retry_base_delay_minutes: float = 30.0
+    in_doubt: str = "resend"
+    sensor_lookback_days: float = DEFAULT_SENSOR_LOOKBACK_DAYS
     description: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +158,13 @@ def spec_problems(spec: SyncSpec) -> list[str]:
     delay = spec.retry_base_delay_minutes
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         problems.append(f"retry.base_delay_minutes must be a number >= 0, got {delay!r}")
+    if spec.in_doubt not in IN_DOUBT_POLICIES:
+        problems.append(
+            f"unknown in_doubt {spec.in_doubt!r}; expected one of {', '.join(IN_DOUBT_POLICIES)}"
+        )
+    lookback = spec.sensor_lookback_days
+    if isinstance(lookback, bool) or not isinstance(lookback, int | float) or not lookback >= 1:
+        problems.append(f"sensor_lookback_days must be a number >= 1, got {lookback!r}")
     rate = spec.max_failure_rate
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
         problems.append(f"max_failure_rate must be a number from 0 to 1, got {rate!r}")
@@ -271,6 +283,8 @@ _SYNC_KEYS = {
     "mapping",
     "max_failure_rate",
     "retry",
+    "in_doubt",
+    "sensor_lookback_days",
     "description",
 }
 _RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
@@ -313,6 +327,8 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
             max_failure_rate=raw.get("max_failure_rate", 0.01),
             retry_max_attempts=retry.get("max_attempts", 3),
             retry_base_delay_minutes=retry.get("base_delay_minutes", 30.0),
+            in_doubt=raw.get("in_doubt", "resend"),
+            sensor_lookback_days=raw.get("sensor_lookback_days", DEFAULT_SENSOR_LOOKBACK_DAYS),
             description=raw.get("description"),
         )
     except SyncConfigError as exc:

@@ -1,53 +1,78 @@
-"""Table `pendo_sync_state`: per sync and record key, what Pendo last accepted.
+"""Table `pendo_sync_state`: per destination, sync and record key, what Pendo last accepted.
 
 A row is written only after Pendo confirmed the record, one transaction per batch, so a crash
 at any point leaves the state true: at worst a record Pendo accepted is not yet recorded and is
 sent again (idempotent for metadata; for events, at most the ones in flight at the crash).
+State is kept per destination (base URL + a fingerprint of the credential), so the same syncs
+pointed at another Pendo send everything there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .failure_store import chunks
 from .failure_store import metadata as shared_metadata
-
-state_table = sa.Table(
-    "pendo_sync_state",
-    shared_metadata,
-    sa.Column("sync_name", sa.String(200), primary_key=True),
-    sa.Column("record_key", sa.String(512), primary_key=True),
-    sa.Column("payload_hash", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+from .state_tables import (
+    check_dialect,
+    lease_table,
+    migrate_state_table,
+    state_table,
 )
+from .table_setup import create_tables_safely
+
+if TYPE_CHECKING:
+    from .partition_lease import PartitionLease
+
+# Longer keys are stored as their hash: ids of any length work, and the primary key stays small.
+MAX_PLAIN_KEY = 200
+LOOKUP_CHUNK = 2000
+WRITE_CHUNK = 2000
+LEGACY_EVENT_KEY_PREFIX = "h:"  # content-hash event keys, written before event identity keys
 
 
 def state_engine(url: str) -> sa.Engine:
-    """An engine for the state database; SQLite gets WAL so readers never block the writer."""
+    """An engine for the state database.
+
+    SQLite gets WAL (readers never block the writer) and real transactions: the driver's own
+    handling would commit DDL and reads outside them. `engine.execution_options(immediate=True)`
+    starts a transaction that takes the write lock at once (leases, migrations).
+    """
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(url, connect_args={"timeout": 60})
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(connection: object, _record: object) -> None:
+        connection.isolation_level = None  # type: ignore[attr-defined]
         cursor = connection.cursor()  # type: ignore[attr-defined]
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # survives a killed process, not power loss
         cursor.close()
 
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get("immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     return engine
 
 
-LOOKUP_CHUNK = 2000
-WRITE_CHUNK = 2000
+def stored_key(record_key: str) -> str:
+    """The key as stored: itself when short, else a fixed-length hash of it."""
+    if len(record_key) <= MAX_PLAIN_KEY:
+        return record_key
+    digest = hashlib.sha256(record_key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,50 +90,114 @@ class Known:
     payload: str | None
 
 
+class LeaseLost(RuntimeError):
+    """This run's claim on the partition expired and another run took it: stop sending."""
+
+
 class StateStore:
-    """Reads and writes `pendo_sync_state` on SQLite or PostgreSQL."""
+    """Reads and writes `pendo_sync_state` (and its leases) on SQLite or PostgreSQL."""
 
     def __init__(self, engine: sa.Engine) -> None:
+        check_dialect(engine)
         self.engine = engine
         self._ready = False
+        self._migrated: set[str] = set()
         # SQLite allows one writer at a time; serialising this process's writers avoids
-        # "database is locked" between our own threads.
-        self._write_lock = threading.Lock()
+        # "database is locked" between our own threads. PostgreSQL needs no such lock.
+        self._write_lock: AbstractContextManager[object] | None = (
+            threading.Lock() if engine.dialect.name == "sqlite" else None
+        )
 
-    def ensure_table(self) -> None:
+    def ensure_tables(self, destination: str) -> None:
+        """Create missing tables (safe under concurrent first runs) and migrate old state."""
         if not self._ready:
-            shared_metadata.create_all(self.engine, tables=[state_table], checkfirst=True)
+            create_tables_safely(self.engine, [state_table, lease_table])
             self._ready = True
+        if destination not in self._migrated:
+            migrate_state_table(self.engine, destination)
+            self._migrated.add(destination)
 
-    def known(
-        self, sync_name: str, keys: Sequence[str], *, with_payloads: bool = False
-    ) -> dict[str, Known]:
+    def scope(self, destination: str, sync_name: str) -> StateScope:
+        """The state of one sync at one destination."""
+        self.ensure_tables(destination)
+        return StateScope(self, destination, sync_name)
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[sa.Connection]:
+        """A transaction that takes SQLite's write lock at once (no busy snapshot later)."""
+        lock = self._write_lock or nullcontext()
+        with lock, self.engine.execution_options(immediate=True).begin() as connection:
+            yield connection
+
+
+class StateScope:
+    """What one sync has delivered to one destination."""
+
+    def __init__(self, store: StateStore, destination: str, sync_name: str) -> None:
+        self.store = store
+        self.destination = destination
+        self.sync_name = sync_name
+
+    def _where(self) -> list[sa.ColumnElement[bool]]:
+        return [
+            state_table.c.destination == self.destination,
+            state_table.c.sync_name == self.sync_name,
+        ]
+
+    def known(self, keys: Sequence[str], *, with_payloads: bool = False) -> dict[str, Known]:
         """What was last accepted for these keys (absent keys were never accepted)."""
-        self.ensure_table()
         columns = [state_table.c.record_key, state_table.c.payload_hash]
         if with_payloads:
             columns.append(state_table.c.payload)
+        by_stored: dict[str, str] = {}
+        for key in keys:
+            by_stored.setdefault(stored_key(key), key)
         found: dict[str, Known] = {}
-        with self.engine.connect() as connection:
-            for chunk in chunks(list(dict.fromkeys(keys)), LOOKUP_CHUNK):
+        with self.store.engine.connect() as connection:
+            for chunk in chunks(list(by_stored), LOOKUP_CHUNK):
                 statement = sa.select(*columns).where(
-                    state_table.c.sync_name == sync_name, state_table.c.record_key.in_(chunk)
+                    *self._where(), state_table.c.record_key.in_(chunk)
                 )
                 for row in connection.execute(statement):
-                    found[row[0]] = Known(row[1], row[2] if with_payloads else None)
+                    found[by_stored[row[0]]] = Known(row[1], row[2] if with_payloads else None)
         return found
 
-    def record(self, sync_name: str, run_id: str, accepted: Iterable[Accepted]) -> int:
-        """Upsert what Pendo confirmed, in one transaction; returns how many rows were written."""
-        self.ensure_table()
+    def has_legacy_event_keys(self) -> bool:
+        """Whether events were recorded under content-hash keys (before event identity keys)."""
+        statement = (
+            sa.select(state_table.c.record_key)
+            .where(
+                *self._where(),
+                state_table.c.record_key.like(f"{LEGACY_EVENT_KEY_PREFIX}%"),
+            )
+            .limit(1)
+        )
+        with self.store.engine.connect() as connection:
+            return connection.execute(statement).first() is not None
+
+    def record(
+        self,
+        run_id: str,
+        accepted: Iterable[Accepted],
+        *,
+        lease: PartitionLease | None = None,
+    ) -> int:
+        """Upsert what Pendo confirmed in one transaction; returns how many rows were written.
+
+        With a `lease`, the write happens only while the lease is still this run's: a run whose
+        claim expired and was taken over must stop, not overwrite the newer run's state.
+        """
         now = datetime.now(UTC)
         written = 0
-        with self._write_lock, self.engine.begin() as connection:
+        with self.store.write_transaction() as connection:
+            if lease is not None:
+                lease.confirm(connection)
             for chunk in chunks(accepted, WRITE_CHUNK):
                 rows = [
                     {
-                        "sync_name": sync_name,
-                        "record_key": a.record_key,
+                        "destination": self.destination,
+                        "sync_name": self.sync_name,
+                        "record_key": stored_key(a.record_key),
                         "payload_hash": a.payload_hash,
                         "payload": a.payload,
                         "run_id": run_id,
@@ -116,32 +205,46 @@ class StateStore:
                     }
                     for a in chunk
                 ]
-                connection.execute(self._upsert(connection), rows)
+                connection.execute(_upsert(connection), rows)
                 written += len(rows)
         return written
 
-    def _upsert(self, connection: sa.Connection) -> sa.Insert:
-        dialect = connection.dialect.name
-        if dialect == "postgresql":
-            insert = postgresql.insert(state_table)
-        elif dialect == "sqlite":
-            insert = sqlite.insert(state_table)
-        else:
-            raise NotImplementedError(f"sync state on {dialect} is not supported yet")
-        excluded = insert.excluded
-        return insert.on_conflict_do_update(
-            index_elements=[state_table.c.sync_name, state_table.c.record_key],
-            set_={
-                "payload_hash": excluded.payload_hash,
-                "payload": excluded.payload,
-                "run_id": excluded.run_id,
-                "accepted_at": excluded.accepted_at,
-            },
-        )
-
-    def count(self, sync_name: str) -> int:
-        self.ensure_table()
-        with self.engine.connect() as connection:
+    def count(self) -> int:
+        with self.store.engine.connect() as connection:
             return connection.execute(
-                sa.select(sa.func.count()).where(state_table.c.sync_name == sync_name)
+                sa.select(sa.func.count()).select_from(state_table).where(*self._where())
             ).scalar_one()
+
+
+def _upsert(connection: sa.Connection) -> sa.Insert:
+    insert = (
+        postgresql.insert(state_table)
+        if connection.dialect.name == "postgresql"
+        else sqlite.insert(state_table)
+    )
+    excluded = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[
+            state_table.c.destination,
+            state_table.c.sync_name,
+            state_table.c.record_key,
+        ],
+        set_={
+            "payload_hash": excluded.payload_hash,
+            "payload": excluded.payload,
+            "run_id": excluded.run_id,
+            "accepted_at": excluded.accepted_at,
+        },
+    )
+
+
+__all__ = [
+    "Accepted",
+    "Known",
+    "LeaseLost",
+    "StateScope",
+    "StateStore",
+    "shared_metadata",
+    "state_engine",
+    "stored_key",
+]

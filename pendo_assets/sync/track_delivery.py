@@ -4,6 +4,11 @@ Pendo accepts one event per visitor per second. Waiting per visitor (not globall
 pool busy with other visitors' events; the gap is timed from the previous event's response,
 not its send, because that is when Pendo has surely seen it (timing from the send was measured
 to produce pacing violations).
+
+A send whose answer was lost (the client says "in doubt") may already be in Pendo. Under the
+`resend` policy it goes out again, at most `MAX_IN_DOUBT_RESENDS` more times; under `skip` it is
+not sent again and is remembered as delivered, so no later run sends it either. Either way it
+is counted, and duplicates in Pendo can never exceed that count.
 """
 
 from __future__ import annotations
@@ -14,15 +19,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
-from pendo_assets.client import MissingCredentialError, PendoAuthError, PendoClient
+from pendo_assets.client import (
+    FailureKind,
+    MissingCredentialError,
+    PendoAuthError,
+    PendoClient,
+    RecordResult,
+)
 
 from .outcome import DeliveryOutcome
 from .track_rows import PreparedEvents
 
 DEFAULT_VISITOR_GAP_SECONDS = 1.05
+MAX_IN_DOUBT_RESENDS = 4  # five sends in all, as many as a request's default attempts
 
 
 def _queues_by_visitor(prepared: PreparedEvents, positions: np.ndarray) -> dict[str, deque[int]]:
@@ -42,6 +55,7 @@ def deliver_events(
     *,
     max_in_flight: int,
     on_accepted: Callable[[int], None] | None = None,
+    in_doubt: str = "resend",
     visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeliveryOutcome:
@@ -52,6 +66,7 @@ def deliver_events(
     heapq.heapify(ready)
     condition = threading.Condition()
     in_flight = 0
+    resends: dict[int, int] = {}  # position -> in-doubt sends so far
 
     def next_event() -> tuple[str, int] | None:
         nonlocal in_flight
@@ -72,17 +87,47 @@ def deliver_events(
                 return visitor, queues[visitor].popleft()
             return None
 
-    def finished(visitor: str) -> None:
+    def finished(visitor: str, again: int | None = None) -> None:
         nonlocal in_flight
         with condition:
             in_flight -= 1
+            if again is not None:  # first in its visitor's queue: order and pacing hold
+                queues[visitor].appendleft(again)
             if queues[visitor]:
                 heapq.heappush(ready, (clock() + visitor_gap_seconds, next(order), visitor))
             condition.notify_all()
 
+    def remember(position: int) -> None:
+        if on_accepted is None:
+            return
+        try:
+            on_accepted(position)
+        except Exception as error:  # sent but not remembered: stop, do not go on
+            # A later run sends it again: count it with the sends that may duplicate.
+            outcome.note_in_doubt()
+            outcome.abort(f"could not record a delivered event: {error!r}", error)
+
+    def settle(position: int, result: RecordResult) -> int | None:
+        """Fold in one answer; returns the position when it must go out again."""
+        if result.kind == FailureKind.IN_DOUBT:
+            if in_doubt == "resend" and resends.get(position, 0) < MAX_IN_DOUBT_RESENDS:
+                resends[position] = resends.get(position, 0) + 1
+                outcome.note_in_doubt()
+                return position
+            final = _in_doubt_result(result, in_doubt)
+            outcome.add(position, final, retryable=in_doubt == "resend")
+            if in_doubt == "skip":
+                remember(position)  # at most once: no later run sends it either
+            return None
+        outcome.add(position, result)
+        if result.ok:
+            remember(position)
+        return None
+
     def worker() -> None:
         while (job := next_event()) is not None:
             visitor, position = job
+            again: int | None = None
             try:
                 result = client.send_track_event(prepared.event(position))
             except PendoAuthError as error:
@@ -92,15 +137,10 @@ def deliver_events(
             except Exception as error:  # a bug must stop the sync, not hang or vanish
                 outcome.abort(f"internal error while sending events: {error!r}", error)
             else:
-                outcome.add(position, result)
                 outcome.note_item([result])
-                if result.ok and on_accepted is not None:
-                    try:
-                        on_accepted(position)
-                    except Exception as error:  # sent but not remembered: stop, do not go on
-                        outcome.abort(f"could not record a delivered event: {error!r}", error)
+                again = settle(position, result)
             finally:
-                finished(visitor)
+                finished(visitor, again)
 
     threads = [
         threading.Thread(target=worker, name=f"pendo-track-{i}", daemon=True)
@@ -115,3 +155,13 @@ def deliver_events(
         raise outcome.abort_cause
     outcome.finish()
     return outcome
+
+
+def _in_doubt_result(result: RecordResult, policy: str) -> RecordResult:
+    """The row's final failure: what happened, and what this sync's policy does about it."""
+    what = (
+        "sent again by a later run (in_doubt: resend)"
+        if policy == "resend"
+        else "never sent again (in_doubt: skip, at most once)"
+    )
+    return replace(result, reason=f"in doubt: {result.reason}; {what}")

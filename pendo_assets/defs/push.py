@@ -1,0 +1,172 @@
+"""The body of `pendo/<name>`: push one partition under its lease, record what failed.
+
+The lease is taken before anything is sent and held until the run's failures are recorded,
+so a second run of the same partition (schedule and sensor, a retry, an overlapping backfill)
+waits and then sees this run's state and failures, never sends what this run sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from pendo_assets.client import (
+    MissingCredentialError,
+    PendoAuthError,
+    PendoClient,
+    PendoConfigError,
+    PendoRequestError,
+    PendoUnavailableError,
+)
+from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
+from pendo_assets.sync.field_types import MissingFieldsError
+from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.partition_lease import PartitionBusy, PartitionLease
+from pendo_assets.sync.results import SyncReport
+from pendo_assets.sync.spec import SyncSpec
+from pendo_assets.sync.state_store import StateStore
+from pendo_assets.sync.state_tables import StateDatabaseError
+
+from .database_resources import SyncStateResource
+from .report_metadata import dry_run_metadata, failure_rate_check, report_metadata
+from .resources import PendoResource
+
+
+def push_partition(
+    context: dg.AssetExecutionContext,
+    spec: SyncSpec,
+    frame: pd.DataFrame,
+    options: SyncOptions,
+    pendo: PendoResource,
+    sync_state: SyncStateResource,
+) -> dg.MaterializeResult:
+    try:
+        client = pendo.get_client(share_rate_limit_with=context.run.run_id)
+    except PendoConfigError as error:
+        raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
+    try:
+        if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
+            try:
+                report = _run(context, spec, frame, client, options, _state(spec, sync_state), None)
+            except SyncAborted as aborted:
+                raise _failure(spec, aborted) from None
+            return dg.MaterializeResult(
+                metadata=dry_run_metadata(report),
+                check_results=[failure_rate_check(spec, report)],
+            )
+        with _lease(context, spec, client, options, sync_state) as lease:
+            started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
+            try:
+                report = _run(context, spec, frame, client, options, lease.store, lease)
+            except SyncAborted as aborted:
+                _record(sync_state, spec, context, aborted.report, started)
+                raise _failure(spec, aborted) from None
+            _record(sync_state, spec, context, report, started)
+    finally:
+        client.close()
+    for warning in report.warnings:
+        context.log.warning(warning)
+    return dg.MaterializeResult(
+        metadata=report_metadata(spec, report),
+        check_results=[failure_rate_check(spec, report)],
+    )
+
+
+def _failure(spec: SyncSpec, aborted: SyncAborted) -> dg.Failure:
+    return dg.Failure(
+        description=str(aborted),
+        metadata=report_metadata(spec, aborted.report),
+        allow_retries=aborted.retryable,
+    )
+
+
+def _state(spec: SyncSpec, sync_state: SyncStateResource) -> StateStore:
+    try:
+        return sync_state.state_store()
+    except StateDatabaseError as error:
+        raise dg.Failure(
+            description=f"sync {spec.name!r}: {error} ({sync_state.display_url})",
+            allow_retries=False,
+        ) from None
+
+
+def _lease(
+    context: dg.AssetExecutionContext,
+    spec: SyncSpec,
+    client: PendoClient,
+    options: SyncOptions,
+    sync_state: SyncStateResource,
+) -> PartitionLease:
+    """The partition's lease, taken: also proves the state database takes writes."""
+    lease = PartitionLease(
+        _state(spec, sync_state),
+        destination=destination_of(spec, client),
+        sync_name=spec.name,
+        partition_key=context.partition_key,
+        holder=context.run.run_id,
+        settings=options.lease,
+    )
+    try:
+        lease.acquire()
+    except PartitionBusy as busy:
+        raise dg.Failure(description=f"sync {spec.name!r}: {busy}") from None
+    except sa.exc.SQLAlchemyError as error:
+        raise dg.Failure(
+            description=f"sync {spec.name!r}: cannot write the sync state database "
+            f"({sync_state.display_url}): {type(error).__name__}: "
+            f"{getattr(error, 'orig', None) or error}; nothing was sent",
+            allow_retries=False,  # a read-only or full database needs a person, not a retry
+        ) from None
+    if lease.waited_seconds >= 1:
+        context.log.info(
+            f"waited {lease.waited_seconds:.0f}s for another run of partition "
+            f"{context.partition_key} to finish"
+        )
+    return lease
+
+
+def _run(
+    context: dg.AssetExecutionContext,
+    spec: SyncSpec,
+    frame: pd.DataFrame,
+    client: PendoClient,
+    options: SyncOptions,
+    state: StateStore,
+    lease: PartitionLease | None,
+) -> SyncReport:
+    try:
+        return run_sync(
+            spec,
+            frame,
+            client,
+            partition_key=context.partition_key,
+            options=options,
+            state=state,
+            lease=lease,
+            log=context.log,
+        )
+    except (MissingCredentialError, MissingFieldsError, PendoAuthError) as error:
+        # Configuration: no retry can help. (Auth errors reach here from the preflight.)
+        raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
+    except (PendoUnavailableError, PendoRequestError) as error:
+        raise dg.Failure(description=f"sync {spec.name!r}: {error}") from None
+
+
+def _record(
+    sync_state: SyncStateResource,
+    spec: SyncSpec,
+    context: dg.AssetExecutionContext,
+    report: SyncReport,
+    started: datetime,
+) -> None:
+    """This run's failed rows replace the partition's earlier ones, in one transaction."""
+    sync_state.failure_store().record_run(
+        sync_name=spec.name,
+        partition_key=context.partition_key,
+        run_id=context.run.run_id,
+        run_started_at=started,
+        failures=report.failures,
+    )
