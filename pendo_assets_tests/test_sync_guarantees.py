@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -124,6 +125,20 @@ def run(
     )
 
 
+def events_lease(
+    store: StateStore, client: PendoClient, holder: str, ttl_seconds: float = 120.0
+) -> PartitionLease:
+    """A lease on the events partition, as another run would take it."""
+    return PartitionLease(
+        store,
+        destination=destination_of(events(), client),
+        sync_name="events",
+        partition_key=PARTITION,
+        holder=holder,
+        settings=LeaseSettings(ttl_seconds=ttl_seconds),
+    )
+
+
 # -- one run per partition ---------------------------------------------------------------------
 
 
@@ -182,15 +197,7 @@ def test_two_concurrent_runs_of_one_metadata_partition_send_each_record_once(
 def test_a_run_waits_for_the_partition_then_fails_clearly_when_it_stays_taken(
     client: PendoClient, state: StateStore, other_state: StateStore
 ) -> None:
-    destination = destination_of(events(), client)
-    holder = PartitionLease(
-        other_state,
-        destination=destination,
-        sync_name="events",
-        partition_key=PARTITION,
-        holder="run-holding",
-    )
-    with holder, pytest.raises(PartitionBusy) as busy:
+    with events_lease(other_state, client, "run-holding"), pytest.raises(PartitionBusy) as busy:
         run(events(), event_frame(3), client, state, lease=LeaseSettings(wait_seconds=0.5))
 
     assert "sync 'events' partition 2026-11-02 is being synced" in str(busy.value)
@@ -201,15 +208,7 @@ def test_a_run_waits_for_the_partition_then_fails_clearly_when_it_stays_taken(
 def test_a_lease_left_by_a_killed_run_expires_and_the_next_run_proceeds(
     sandbox: SandboxServer, client: PendoClient, state: StateStore, other_state: StateStore
 ) -> None:
-    abandoned = PartitionLease(
-        other_state,
-        destination=destination_of(events(), client),
-        sync_name="events",
-        partition_key=PARTITION,
-        holder="run-killed",
-        settings=LeaseSettings(ttl_seconds=1.0),
-    )
-    abandoned.acquire()
+    abandoned = events_lease(other_state, client, "run-killed", ttl_seconds=1.0).acquire()
     abandoned._stop.set()  # as a killed process: no renewal, no release
 
     report = run(
@@ -227,25 +226,11 @@ def test_a_lease_left_by_a_killed_run_expires_and_the_next_run_proceeds(
 def test_a_run_whose_lease_was_taken_over_stops_before_recording(
     client: PendoClient, state: StateStore, other_state: StateStore
 ) -> None:
-    stalled = PartitionLease(
-        state,
-        destination=destination_of(events(), client),
-        sync_name="events",
-        partition_key=PARTITION,
-        holder="run-stalled",
-        settings=LeaseSettings(ttl_seconds=0.3),
-    )
-    stalled.acquire()
+    stalled = events_lease(state, client, "run-stalled", ttl_seconds=0.3).acquire()
     stalled._stop.set()  # stalled: its renewals stop
     stalled._renewer.join()  # type: ignore[union-attr]
     threading.Event().wait(0.5)
-    newer = PartitionLease(
-        other_state,
-        destination=stalled.destination,
-        sync_name="events",
-        partition_key=PARTITION,
-        holder="run-newer",
-    ).acquire()
+    newer = events_lease(other_state, client, "run-newer").acquire()
 
     with pytest.raises(SyncAborted) as aborted:
         run_sync(
@@ -259,9 +244,10 @@ def test_a_run_whose_lease_was_taken_over_stops_before_recording(
         )
     newer.release()
 
+    report = aborted.value.report
     assert "another run took the partition over" in str(aborted.value)
-    assert aborted.value.report.rows == 2
-    assert aborted.value.report.sent + aborted.value.report.failed == 2
+    # The one event in flight went out but could not be recorded: it counts as in doubt.
+    assert (report.rows, report.sent, report.failed, report.in_doubt) == (2, 1, 1, 1)
 
 
 # -- destinations ------------------------------------------------------------------------------
@@ -472,3 +458,36 @@ def test_in_doubt_skip_sends_each_event_at_most_once_and_records_why(
         for f in first.failures
     )
     assert (again.sent, again.skipped_reasons) == (0, {ALREADY_DELIVERED: 10})
+
+
+def test_a_value_the_json_encoder_refuses_still_accounts_for_every_row(
+    sandbox: SandboxServer, client: PendoClient, state: StateStore
+) -> None:
+    frame = pd.DataFrame({"id": ["v-1", "v-2"], "plan": [Decimal("1e400"), "pro"]}, dtype=object)
+
+    with pytest.raises(SyncAborted) as aborted:
+        run(visitors(), frame, client, state)
+
+    report = aborted.value.report
+    assert (report.rows, report.sent + report.failed + report.skipped) == (2, 2)
+    assert [f.record_id for f in report.failures] == ["v-1", "v-2"]
+    assert all(
+        "internal error while sending metadata: ValueError" in f.reason for f in report.failures
+    )
+    assert all(len(f.reason) < 400 for f in report.failures)
+
+
+def test_a_lone_surrogate_in_a_value_still_accounts_for_every_row(
+    sandbox: SandboxServer, client: PendoClient, state: StateStore
+) -> None:
+    frame = visitor_frame(["v-1", "v-2"])
+    frame.loc[1, "plan"] = "bad \ud800 text"
+
+    with pytest.raises(SyncAborted) as aborted:
+        run(visitors(), frame, client, state)
+
+    report = aborted.value.report
+    assert report.rows == report.sent + report.failed + report.skipped == 2
+    assert all(f.reason.startswith("not sent: internal error") for f in report.failures)
+    assert all("not UTF-8" in f.reason for f in report.failures)
+    assert all("v-1" not in f.reason for f in report.failures)  # no row data in the reason

@@ -8,7 +8,7 @@ import dagster as dg
 
 from pendo_assets.sync.spec import SyncsFile
 
-COUNTS = ("rows", "sent", "failed", "skipped", "retried")
+COUNTS = ("rows", "sent", "failed", "skipped", "retried", "in_doubt")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class SummaryRow:
     failed: int | None
     skipped: int | None
     retried: int | None
+    in_doubt: int | None = None  # track events only: sends whose answer was lost
 
 
 def _value(metadata: dict[str, dg.MetadataValue], key: str) -> int | None:
@@ -57,6 +58,7 @@ def summary_rows(
                     failed=_value(metadata, "failed"),
                     skipped=_value(metadata, "skipped"),
                     retried=_value(metadata, "retried"),
+                    in_doubt=_value(metadata, "in_doubt"),
                 )
             )
     return rows
@@ -70,7 +72,7 @@ def format_summary(rows: list[SummaryRow]) -> str:
             r.partition,
             *(
                 "-" if v is None else str(v)
-                for v in (r.rows, r.sent, r.failed, r.skipped, r.retried)
+                for v in (r.rows, r.sent, r.failed, r.skipped, r.retried, r.in_doubt)
             ),
         )
         for r in rows

@@ -35,7 +35,7 @@ from .change_detection import (
 from .field_types import MissingFieldsError, apply_schema
 from .metadata_delivery import deliver_metadata
 from .metadata_rows import PreparedMetadata, prepare_metadata
-from .outcome import NOT_IN_PENDO, DeliveryOutcome, SyncAborted
+from .outcome import NOT_IN_PENDO, DeliveryOutcome, SyncAborted, brief
 from .partition_lease import LeaseSettings, PartitionBusy, PartitionLease
 from .results import DryRun, RowFailure, SyncReport
 from .spec import EVENT_ID_TARGET, SyncSpec
@@ -413,9 +413,9 @@ def _internal_error(
     problem = (
         f"state database error: {type(error).__name__}: {getattr(error, 'orig', None) or ''}"
         if isinstance(error, sa.exc.SQLAlchemyError)
-        else f"{type(error).__name__}: {error}"
+        else brief(error)
     )
-    reason = f"internal error: {problem}"[:1000]
+    reason = f"internal error: {problem}"
     retryable = isinstance(error, sa.exc.SQLAlchemyError)
     report = SyncReport(sync_name=spec.name, partition_key=partition_key, rows=len(frame))
     ids = _row_ids(spec, frame)

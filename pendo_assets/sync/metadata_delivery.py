@@ -10,7 +10,7 @@ import numpy as np
 from pendo_assets.client import FailureKind, PendoAuthError, PendoClient, RecordResult
 
 from .metadata_rows import PreparedMetadata
-from .outcome import DeliveryOutcome
+from .outcome import DeliveryOutcome, brief
 
 WorkItem = np.ndarray  # the row positions of one batch
 
@@ -72,7 +72,7 @@ def deliver_metadata(
         try:
             send_batch(batch)
         except Exception as error:  # a bug or a refused value: stop with every row accounted for
-            outcome.abort(f"internal error while sending metadata: {error!r}", error)
+            outcome.abort(f"internal error while sending metadata: {brief(error)}", error)
 
     def send_batch(batch: WorkItem) -> None:
         pending = batch
@@ -107,7 +107,8 @@ def deliver_metadata(
             try:
                 on_accepted(pending)
             except Exception as error:  # sent but not remembered: stop, do not go on
-                outcome.abort(f"could not record accepted records in sync state: {error!r}", error)
+                cause = brief(getattr(error, "orig", None) or error)
+                outcome.abort(f"could not record accepted records in sync state: {cause}", error)
 
     run_bounded(
         _batches(positions, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome

@@ -23,6 +23,16 @@ def is_retryable(result: RecordResult) -> bool:
     return result.kind in _RETRYABLE_KINDS or status in (408, 429) or status >= 500
 
 
+def brief(error: BaseException, limit: int = 200) -> str:
+    """`Type: message`, cut short: an encoder's error can quote a whole batch of rows."""
+    if isinstance(error, UnicodeError) and hasattr(error, "reason"):
+        # Its message quotes the whole text being encoded: row data, not a reason.
+        text = f"{type(error).__name__}: {error.reason} (a value holds text that is not UTF-8)"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _what_failed(result: RecordResult) -> str:
     if result.kind == FailureKind.IN_DOUBT:
         return "lost their answer or exhausted their retries"

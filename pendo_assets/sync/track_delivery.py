@@ -31,7 +31,7 @@ from pendo_assets.client import (
     RecordResult,
 )
 
-from .outcome import DeliveryOutcome
+from .outcome import DeliveryOutcome, brief
 from .track_rows import PreparedEvents
 
 DEFAULT_VISITOR_GAP_SECONDS = 1.05
@@ -105,7 +105,8 @@ def deliver_events(
         except Exception as error:  # sent but not remembered: stop, do not go on
             # A later run sends it again: count it with the sends that may duplicate.
             outcome.note_in_doubt()
-            outcome.abort(f"could not record a delivered event: {error!r}", error)
+            cause = brief(getattr(error, "orig", None) or error)
+            outcome.abort(f"could not record a delivered event: {cause}", error)
 
     def settle(position: int, result: RecordResult) -> int | None:
         """Fold in one answer; returns the position when it must go out again."""
@@ -135,7 +136,7 @@ def deliver_events(
             except MissingCredentialError as error:  # no secret configured: raised below
                 outcome.abort(str(error), error)
             except Exception as error:  # a bug must stop the sync, not hang or vanish
-                outcome.abort(f"internal error while sending events: {error!r}", error)
+                outcome.abort(f"internal error while sending events: {brief(error)}", error)
             else:
                 outcome.note_item([result])
                 again = settle(position, result)
