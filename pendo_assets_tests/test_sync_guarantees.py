@@ -165,7 +165,7 @@ def test_two_concurrent_runs_of_one_event_partition_deliver_each_event_once(
     stored = sandbox.state(requests=False)["events"]
     assert len(stored) == 40
     assert sorted(e["visitorId"] for e in stored) == sorted(f"v-{i}" for i in range(40))
-    assert sandbox.state()["counters"].get("rejected_pacing", 0) == 0
+    assert sandbox.state()["counters"]["pacing_429"] == 0
     assert sorted(r.sent for r in reports.values()) == [0, 40]
     later = min(reports.values(), key=lambda r: r.sent)
     assert later.skipped_reasons == {ALREADY_DELIVERED: 40}
