@@ -10,12 +10,14 @@ pointed at another Pendo send everything there.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +40,7 @@ MAX_PLAIN_KEY = 200
 LOOKUP_CHUNK = 2000
 WRITE_CHUNK = 2000
 LEGACY_EVENT_KEY_PREFIX = "h:"  # content-hash event keys, written before event identity keys
+_WAL_ATTEMPTS = 40  # about 40 s of waiting in all
 
 
 def state_engine(url: str) -> sa.Engine:
@@ -55,7 +58,7 @@ def state_engine(url: str) -> sa.Engine:
     def _pragmas(connection: object, _record: object) -> None:
         connection.isolation_level = None  # type: ignore[attr-defined]
         cursor = connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # survives a killed process, not power loss
         cursor.close()
 
@@ -65,6 +68,24 @@ def state_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a new database file to WAL once; the mode then stays with the file.
+
+    Switching needs the file to itself, and the busy timeout does not cover it: two runs opening
+    a fresh state database at once would see "database is locked". So look first, and retry.
+    """
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def stored_key(record_key: str) -> str:
