@@ -154,7 +154,8 @@ def test_bad_metadata_rows_are_stored_with_record_field_and_reason(
         (
             "v-blob",
             "plan",
-            "column 'plan': value is not a JSON scalar (string, number, boolean or null)",
+            "column 'plan': value is bytes, which have no JSON form (cast them to text in the "
+            "query)",
             None,
         ),
         ("v-lots", "seats", "value 'lots' does not fit Pendo field 'seats': expects number", None),
@@ -261,7 +262,7 @@ def test_bad_event_rows_are_stored_with_record_field_and_reason(
         (
             "v-bad-time",
             "timestamp",
-            "timestamp is not a timestamp (datetime, ISO-8601 text, or epoch)",
+            "timestamp is not an absolute instant (a relative word, or no date with a year)",
             None,
         ),
         ("v-not-json", "properties", "column 'properties' is not valid JSON", None),
@@ -312,8 +313,8 @@ def test_the_failures_table_in_the_metadata_shows_id_field_and_reason(
         "| id | field | reason |\n"
         "|---|---|---|\n"
         "| (missing) | visitorId | visitorId identifier is missing or empty |\n"
-        "| v-1 | plan | column 'plan': value is not a JSON scalar (string, number, boolean or "
-        "null) |"
+        "| v-1 | plan | column 'plan': value is bytes, which have no JSON form (cast them to "
+        "text in the query) |"
     )
 
 

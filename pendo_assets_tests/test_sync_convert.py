@@ -6,8 +6,10 @@ pandas columns (numpy dtypes), and every converted value must be a plain Python 
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from datetime import UTC, date, datetime, timedelta, timezone
+import uuid
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -15,13 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pendo_assets.sync.boolean_spellings import NotABoolean
 from pendo_assets.sync.convert import to_epoch_ms, to_identifiers, to_json_scalars
+from pendo_assets.sync.scalar_values import not_scalar
 
 NOV_2 = 1_793_577_600_000  # 2026-11-02T00:00:00Z in epoch milliseconds
 NOV_2_10H = NOV_2 + 10 * 3_600_000
 PLUS_2 = timezone(timedelta(hours=2))
 TIMESTAMP_REASON = "is not a timestamp (datetime, ISO-8601 text, or epoch)"
 SCALAR_REASON = "value is not a JSON scalar (string, number, boolean or null)"
+BYTES_REASON = "value is bytes, which have no JSON form (cast them to text in the query)"
+UUID_1 = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
 NULL = (type(None), None)
 LATER = (int, NOV_2_10H)
 
@@ -100,10 +106,67 @@ def test_numeric_strings_are_epoch_numbers() -> None:
 
 
 def test_garbage_missing_and_empty_values_are_invalid_with_the_reason() -> None:
-    converted = to_epoch_ms(objects("yesterday", "", None, float("nan"), "2026-11-02"))
+    converted = to_epoch_ms(objects("soon 2026", "", None, float("nan"), "2026-11-02"))
     assert converted.values == [None, None, None, None, NOV_2]
     assert converted.invalid.tolist() == [True, True, True, True, False]
     assert converted.reason == TIMESTAMP_REASON
+    assert converted.reasons == {1: "is missing", 2: "is missing", 3: "is missing"}
+
+
+def test_epoch_microseconds_and_nanoseconds_are_told_apart_by_magnitude() -> None:
+    micros, nanos = NOV_2_10H * 1000, NOV_2_10H * 1_000_000
+    assert to_epoch_ms(pd.Series([micros, nanos])).values == [NOV_2_10H, NOV_2_10H]
+    assert to_epoch_ms(objects(micros, nanos, str(micros))).values == [NOV_2_10H] * 3
+
+
+@pytest.mark.parametrize(
+    "text", ["now", "Today", "yesterday", "tomorrow", "2 days ago", "12:00", "9:30 pm", "Nov 2"]
+)
+def test_text_that_is_no_absolute_instant_fails_instead_of_reading_the_clock(text: str) -> None:
+    converted = to_epoch_ms(objects(text))
+    assert (converted.values, converted.invalid.tolist()) == ([None], [True])
+    assert converted.reasons == {
+        0: "is not an absolute instant (a relative word, or no date with a year)"
+    }
+
+
+@pytest.mark.parametrize("value", [1e300, float("inf"), -np.inf, 10**30, Decimal("1e400")])
+def test_numbers_of_no_epoch_unit_fail_their_row_rather_than_the_run(value: Any) -> None:
+    converted = to_epoch_ms(objects(NOV_2, value))
+    assert (converted.values, converted.invalid.tolist()) == ([NOV_2, None], [False, True])
+    assert converted.reasons == {
+        1: "is a number of no epoch unit (seconds to nanoseconds), or not finite"
+    }
+
+
+def test_typed_columns_of_no_epoch_unit_fail_their_rows() -> None:
+    converted = to_epoch_ms(pd.Series([float(NOV_2), np.inf, 1e300]))
+    assert (converted.values, converted.invalid.tolist()) == (
+        [NOV_2, None, None],
+        [False, True, True],
+    )
+
+
+def test_instants_beyond_pandas_range_convert_exactly() -> None:
+    converted = to_epoch_ms(objects(datetime(9999, 12, 31, tzinfo=UTC), date(1, 1, 1)))
+    assert converted.values == [253_402_214_400_000, -62_135_596_800_000]
+
+
+def test_epoch_seconds_before_year_one_are_out_of_range() -> None:
+    converted = to_epoch_ms(objects(-99_000_000_000))
+    assert converted.reasons == {0: "is outside the years 1 to 9999"}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ([1], "is a list, not a timestamp"),
+        (b"2026", "is a bytes, not a timestamp"),
+        ("2026-11-02 \ud800", "is text that is not valid UTF-8 (a lone surrogate)"),
+    ],
+)
+def test_values_of_no_timestamp_kind_fail_with_the_reason(value: Any, reason: str) -> None:
+    assert to_epoch_ms(objects(value)).reasons == {0: reason}
 
 
 def test_booleans_are_not_timestamps() -> None:
@@ -129,11 +192,13 @@ def test_integral_floats_of_null_widened_int_columns_lose_the_point_zero() -> No
     converted = to_identifiers(pd.Series([1.0, np.nan, 3.0]))
     assert converted.values == ["1", None, "3"]
     assert converted.invalid.tolist() == [False, True, False]
-    assert converted.reason == "identifier is missing or empty"
+    assert converted.reason == "is missing or empty"
 
 
-def test_fractional_float_ids_keep_their_digits() -> None:
-    assert to_identifiers(pd.Series([1.5, 2.0])).values == ["1.5", "2"]
+def test_fractional_float_ids_fail_rather_than_becoming_text() -> None:
+    converted = to_identifiers(pd.Series([1.5, 2.0]))
+    assert (converted.values, converted.invalid.tolist()) == ([None, "2"], [True, False])
+    assert converted.reasons == {0: "1.5 is not a whole number"}
 
 
 def test_nullable_integer_ids() -> None:
@@ -147,10 +212,38 @@ def test_warehouse_object_ids_of_mixed_kinds() -> None:
     assert converted.invalid.tolist() == [False, False, False, True, False]
 
 
-def test_empty_and_blank_ids_are_invalid_but_kept_as_given() -> None:
-    converted = to_identifiers(objects("v-1", "", "   ", " v-2 "))
-    assert converted.values == ["v-1", "", "   ", " v-2 "]
-    assert converted.invalid.tolist() == [False, True, True, False]
+def test_ids_are_stripped_and_blank_ids_are_missing() -> None:
+    converted = to_identifiers(objects("v-1", "", "   ", " v-2 ", "v-1\t"))
+    assert converted.values == ["v-1", None, None, "v-2", "v-1"]
+    assert converted.invalid.tolist() == [False, True, True, False, False]
+    assert (converted.reason, converted.reasons) == ("is missing or empty", {})
+
+
+def test_whole_decimal_ids_and_uuids_are_their_exact_text() -> None:
+    converted = to_identifiers(
+        objects(Decimal("42.00"), Decimal("1E+2"), 2**70, UUID_1, np.int64(-3))
+    )
+    assert converted.values == ["42", "100", str(2**70), str(UUID_1), "-3"]
+    assert not converted.invalid.any()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (["a", "b"], "is a list, not text or an integer"),
+        ({"a": 1}, "is a dict, not text or an integer"),
+        (("a",), "is a tuple, not text or an integer"),
+        (b"abc", "is a bytes, not text or an integer"),
+        (Decimal("42.5"), "42.5 is not a whole number"),
+        (Decimal("Infinity"), "Infinity is not a finite number"),
+        (True, "is a boolean, not text or an integer"),
+        ("bad \ud800", "is text that is not valid UTF-8 (a lone surrogate)"),
+    ],
+)
+def test_values_that_are_no_identifier_fail_with_the_reason(value: Any, reason: str) -> None:
+    converted = to_identifiers(objects("v-1", value))
+    assert (converted.values, converted.invalid.tolist()) == (["v-1", None], [False, True])
+    assert converted.reasons == {1: reason}
 
 
 def test_boolean_ids_are_invalid() -> None:
@@ -207,9 +300,79 @@ def test_warehouse_mixed_numbers_keep_their_own_types() -> None:
     ]
 
 
-def test_decimals_become_floats() -> None:
-    converted = to_json_scalars(objects(Decimal("1200.50"), Decimal("3")))
-    assert exact(converted.values) == [(float, 1200.5), (float, 3.0)]
+def test_whole_decimals_become_exact_integers() -> None:
+    converted = to_json_scalars(
+        objects(Decimal("3"), Decimal("12345678901234567891"), Decimal("1E+3"))
+    )
+    assert exact(converted.values) == [(int, 3), (int, 12345678901234567891), (int, 1000)]
+
+
+def test_fractional_decimals_become_floats_when_the_float_is_exact() -> None:
+    converted = to_json_scalars(objects(Decimal("1200.50"), Decimal("0.1")))
+    assert exact(converted.values) == [(float, 1200.5), (float, 0.1)]
+
+
+def test_fractional_decimals_a_float_would_change_stay_their_own_text() -> None:
+    converted = to_json_scalars(objects(Decimal("0.12345678901234567891"), Decimal("1E-400")))
+    assert exact(converted.values) == [(str, "0.12345678901234567891"), (str, "1E-400")]
+    assert not converted.invalid.any()
+
+
+@pytest.mark.parametrize("value", [Decimal("1e400"), Decimal("-1e400"), 10**400])
+def test_numbers_beyond_a_floats_range_fail(value: Any) -> None:
+    converted = to_json_scalars(objects(1, value))
+    assert (converted.values, converted.invalid.tolist()) == ([1, None], [False, True])
+    assert converted.reasons == {1: "value is not a finite number"}
+
+
+def test_integers_past_two_to_the_53_stay_exact() -> None:
+    converted = to_json_scalars(objects(2**53 + 1, np.uint64(2**64 - 1)))
+    assert exact(converted.values) == [(int, 2**53 + 1), (int, 2**64 - 1)]
+
+
+def test_uuids_and_ip_addresses_become_their_canonical_text() -> None:
+    converted = to_json_scalars(
+        objects(
+            UUID_1,
+            ipaddress.ip_address("10.0.0.1"),
+            ipaddress.ip_interface("10.0.0.1/24"),
+            ipaddress.ip_network("2001:db8::/32"),
+        )
+    )
+    assert converted.values == [str(UUID_1), "10.0.0.1", "10.0.0.1/24", "2001:db8::/32"]
+    assert not converted.invalid.any()
+
+
+def test_times_of_day_become_iso_text() -> None:
+    converted = to_json_scalars(objects(time(9, 30), time(23, 59, 59, 250_000, tzinfo=PLUS_2)))
+    assert converted.values == ["09:30:00", "23:59:59.250000+02:00"]
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(seconds=1), "PT1S"),
+        (timedelta(days=1, hours=2, minutes=3, seconds=4, milliseconds=500), "P1DT2H3M4.5S"),
+        (timedelta(days=3), "P3D"),
+        (timedelta(0), "PT0S"),
+        (-timedelta(minutes=90), "-PT1H30M"),
+        (np.timedelta64(1500, "ms"), "PT1.5S"),
+    ],
+)
+def test_durations_become_iso_8601_duration_text(delta: Any, text: str) -> None:
+    assert to_json_scalars(objects(delta)).values == [text]
+
+
+def test_text_that_is_not_valid_utf8_fails() -> None:
+    converted = to_json_scalars(objects("ok", "bad \ud800"))
+    assert (converted.values, converted.invalid.tolist()) == (["ok", None], [False, True])
+    assert converted.reasons == {1: "value is text that is not valid UTF-8 (a lone surrogate)"}
+
+
+def test_a_value_that_spells_no_boolean_fails_with_the_value() -> None:
+    converted = to_json_scalars(objects(True, NotABoolean("lots")))
+    assert (converted.values, converted.invalid.tolist()) == ([True, None], [False, True])
+    assert converted.reasons == {1: "value 'lots' is not a boolean (true/false, t/f, yes/no, 1/0)"}
 
 
 @pytest.mark.parametrize("value", [float("inf"), -np.inf, Decimal("Infinity")])
@@ -228,11 +391,22 @@ def test_infinite_values_are_invalid_in_float_columns() -> None:
     assert converted.reason == "value is not a finite number"
 
 
-@pytest.mark.parametrize("value", [{"a": 1}, [1, 2], (1,), {1}, b"bytes", timedelta(seconds=1)])
-def test_values_that_are_not_json_scalars_are_invalid(value: Any) -> None:
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({"a": 1}, not_scalar("dict")),
+        ([1, 2], not_scalar("list")),
+        ((1,), not_scalar("tuple")),
+        ({1}, not_scalar("set")),
+        (b"bytes", BYTES_REASON),
+        (bytearray(b"x"), BYTES_REASON),
+        (memoryview(b"x"), BYTES_REASON),
+    ],
+)
+def test_values_that_are_not_json_scalars_fail_with_the_reason(value: Any, reason: str) -> None:
     converted = to_json_scalars(objects("ok", value))
     assert (converted.values, converted.invalid.tolist()) == (["ok", None], [False, True])
-    assert converted.reason == SCALAR_REASON
+    assert converted.reasons == {1: reason}
 
 
 def test_datetimes_become_epoch_milliseconds() -> None:

@@ -239,7 +239,7 @@ def test_a_syncs_failed_rows_are_recorded_with_their_reasons(
         (
             "v-3",
             "seats",
-            "column 'seats': value is not a JSON scalar (string, number, boolean or null)",
+            "column 'seats': value is a list, not a JSON scalar (string, number, boolean or null)",
             False,
         ),
     ]

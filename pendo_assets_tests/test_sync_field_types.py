@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from pendo_assets.client import FieldSchema, MetadataSchema
 from pendo_assets.sync.field_types import coerce, missing_fields
 
@@ -12,10 +16,53 @@ def test_number_fields_take_numbers_and_numeric_text() -> None:
     assert result.invalid.tolist() == [False, False, False, False, False, True, True]
 
 
-def test_boolean_fields_take_booleans_zero_one_and_true_false_text() -> None:
-    result = coerce([True, 0, 1, "TRUE", "false", 2, "yes", None], "boolean")
-    assert result.values == [True, False, True, True, False, None, None, None]
-    assert result.invalid.tolist() == [False, False, False, False, False, True, True, False]
+def test_boolean_fields_take_booleans_zero_one_and_every_boolean_spelling() -> None:
+    spellings = ["TRUE", "false", " yes ", "No", "t", "F", "1", "0"]
+    result = coerce([True, 0, 1, *spellings, None], "boolean")
+    assert result.values == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        None,
+    ]
+    assert not result.invalid.any()
+
+
+@pytest.mark.parametrize("value", [2, 1.5, "lots", "x" * 600, "", "on"])
+def test_boolean_fields_fail_what_spells_no_boolean(value: Any) -> None:
+    result = coerce([value], "boolean")
+    assert (result.values, result.invalid.tolist()) == ([None], [True])
+    assert result.reason == "expects boolean: it is not a boolean (true/false, t/f, yes/no, 1/0)"
+
+
+def test_number_fields_take_integer_text_exactly() -> None:
+    result = coerce(["12345678901234567891", "-7", 2**64], "number")
+    assert result.values == [12345678901234567891, -7, 2**64]
+    assert [type(v) for v in result.values] == [int, int, int]
+
+
+@pytest.mark.parametrize("text", ["0.12345678901234567891", "1e400", "NaN", "Infinity"])
+def test_number_fields_fail_text_a_float_would_change(text: str) -> None:
+    result = coerce([text], "number")
+    assert (result.values, result.invalid.tolist()) == ([None], [True])
+
+
+def test_time_fields_take_epochs_of_any_unit_and_fail_relative_text() -> None:
+    ms = 1_768_469_400_000
+    result = coerce([ms * 1000, ms // 1000, "now", "12:00", 1e300], "time")
+    assert result.values == [ms, ms, None, None, None]
+    assert result.invalid.tolist() == [False, False, True, True, True]
+    assert result.reason_at(2) == (
+        "expects a time: it is not an absolute instant (a relative word, or no date with a year)"
+    )
 
 
 def test_string_fields_take_text_numbers_and_booleans_as_text() -> None:

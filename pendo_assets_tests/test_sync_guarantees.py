@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -177,9 +178,12 @@ def test_two_concurrent_runs_of_one_metadata_partition_send_each_record_once(
     frame = visitor_frame([f"v-{i}" for i in range(300)])
     barrier = threading.Barrier(2)
 
+    finished: list[str] = []
+
     def one_run(name: str, store: StateStore) -> None:
         barrier.wait()
         run(visitors(), frame, client, store, run_id=name)
+        finished.append(name)
 
     threads = [
         threading.Thread(target=one_run, args=("a", StateStore(engine))),
@@ -190,6 +194,7 @@ def test_two_concurrent_runs_of_one_metadata_partition_send_each_record_once(
     for thread in threads:
         thread.join()
 
+    assert sorted(finished) == ["a", "b"]  # both runs ended without an error
     sent = [v for r in sandbox.state()["requests"] if r["path"] == CUSTOM for v in r["body"]]
     assert sorted(v["visitorId"] for v in sent) == sorted(f"v-{i}" for i in range(300))
 
@@ -460,34 +465,43 @@ def test_in_doubt_skip_sends_each_event_at_most_once_and_records_why(
     assert (again.sent, again.skipped_reasons) == (0, {ALREADY_DELIVERED: 10})
 
 
-def test_a_value_the_json_encoder_refuses_still_accounts_for_every_row(
+def test_a_value_with_no_json_form_fails_its_own_row_and_the_rest_go_out(
     sandbox: SandboxServer, client: PendoClient, state: StateStore
 ) -> None:
-    frame = pd.DataFrame({"id": ["v-1", "v-2"], "plan": [Decimal("1e400"), "pro"]}, dtype=object)
-
-    with pytest.raises(SyncAborted) as aborted:
-        run(visitors(), frame, client, state)
-
-    report = aborted.value.report
-    assert (report.rows, report.sent + report.failed + report.skipped) == (2, 2)
-    assert [f.record_id for f in report.failures] == ["v-1", "v-2"]
-    assert all(
-        "internal error while sending metadata: ValueError" in f.reason for f in report.failures
+    frame = pd.DataFrame(
+        {"id": ["v-1", "v-2", "v-3"], "plan": [Decimal("1e400"), "bad \ud800 text", "pro"]},
+        dtype=object,
     )
-    assert all(len(f.reason) < 400 for f in report.failures)
+
+    report = run(visitors(), frame, client, state)
+
+    assert (report.rows, report.sent, report.failed) == (3, 1, 2)
+    assert [(f.record_id, f.field) for f in report.failures] == [("v-1", "plan"), ("v-2", "plan")]
+    assert [f.retryable for f in report.failures] == [False, False]
+    assert sorted(sandbox.state(requests=False)["metadata"]["visitor"]) == ["v-3"]
 
 
-def test_a_lone_surrogate_in_a_value_still_accounts_for_every_row(
-    sandbox: SandboxServer, client: PendoClient, state: StateStore
+def test_an_internal_error_while_sending_still_accounts_for_every_row(
+    integration_key: str, state: StateStore
 ) -> None:
-    frame = visitor_frame(["v-1", "v-2"])
-    frame.loc[1, "plan"] = "bad \ud800 text"
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug below the client")
 
-    with pytest.raises(SyncAborted) as aborted:
-        run(visitors(), frame, client, state)
+    with (
+        PendoClient(
+            integration_key=integration_key,
+            base_url="http://127.0.0.1:9",
+            http_transport=httpx.MockTransport(broken),
+        ) as client,
+        pytest.raises(SyncAborted) as aborted,
+    ):
+        run(visitors(), visitor_frame(["v-1", "v-2"]), client, state)
 
     report = aborted.value.report
     assert report.rows == report.sent + report.failed + report.skipped == 2
-    assert all(f.reason.startswith("not sent: internal error") for f in report.failures)
-    assert all("not UTF-8" in f.reason for f in report.failures)
-    assert all("v-1" not in f.reason for f in report.failures)  # no row data in the reason
+    assert [f.record_id for f in report.failures] == ["v-1", "v-2"]
+    assert all(
+        f.reason == "not sent: internal error while sending metadata: "
+        "RuntimeError: a bug below the client"
+        for f in report.failures
+    )

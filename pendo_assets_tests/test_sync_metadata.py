@@ -16,13 +16,13 @@ from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.metadata_rows import SUPERSEDED
 from pendo_assets.sync.outcome import NOT_IN_PENDO
 from pendo_assets.sync.results import RowFailure, SyncReport
+from pendo_assets.sync.scalar_values import not_scalar
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 PARTITION = "2026-11-02"
 NOV_2_10H = 1_793_613_600_000  # 2026-11-02T10:00:00Z in epoch milliseconds
 CUSTOM = "/api/v1/metadata/visitor/custom/value"
 AGENT = "/api/v1/metadata/visitor/agent/value"
-SCALAR_REASON = "value is not a JSON scalar (string, number, boolean or null)"
 ID_REASON = "visitorId identifier is missing or empty"
 
 VISITOR_MAPPING = {
@@ -333,7 +333,7 @@ def test_a_bad_last_row_fails_and_the_rows_it_superseded_stay_skipped(
     report = sync(visitor_spec({"id": "visitorId", "plan": "plan"}), frame, client)
     assert counts(report) == (2, 0, 1, 1)
     assert report.failures == [
-        RowFailure(1, "v-1", f"column 'plan': {SCALAR_REASON}", field="plan")
+        RowFailure(1, "v-1", f"column 'plan': {not_scalar('list')}", field="plan")
     ]
     assert writes(sandbox) == []
 
@@ -362,10 +362,10 @@ def test_each_bad_row_fails_alone_with_its_id_field_and_reason(
         RowFailure(1, None, ID_REASON, field="visitorId"),
         RowFailure(2, None, ID_REASON, field="visitorId"),
         RowFailure(3, None, ID_REASON, field="visitorId"),
-        RowFailure(4, "v-dict", f"column 'plan': {SCALAR_REASON}", field="plan"),
-        RowFailure(5, "v-list", f"column 'seats': {SCALAR_REASON}", field="seats"),
-        RowFailure(6, "v-inf", f"column 'seats': {SCALAR_REASON}", field="seats"),
-        RowFailure(7, "v-agent", f"column 'email': {SCALAR_REASON}", field="agent.email"),
+        RowFailure(4, "v-dict", f"column 'plan': {not_scalar('dict')}", field="plan"),
+        RowFailure(5, "v-list", f"column 'seats': {not_scalar('list')}", field="seats"),
+        RowFailure(6, "v-inf", "column 'seats': value is not a finite number", field="seats"),
+        RowFailure(7, "v-agent", f"column 'email': {not_scalar('dict')}", field="agent.email"),
     ]
     assert counts(report) == (8, 1, 7, 0)
     assert sorted(writes(sandbox)) == [

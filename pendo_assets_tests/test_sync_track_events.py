@@ -6,8 +6,10 @@ pacing (that is test_sync_delivery's subject).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -15,12 +17,12 @@ import pandas as pd
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.results import RowFailure, SyncReport
+from pendo_assets.sync.scalar_values import not_scalar
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 PARTITION = "2026-11-02"
 T = 1_793_613_600_000  # 2026-11-02T10:00:00Z in epoch milliseconds
 DAY_MS = 24 * 3_600_000
-SCALAR_REASON = "value is not a JSON scalar (string, number, boolean or null)"
 
 FULL_MAPPING = {
     "visitor_id": "visitorId",
@@ -205,21 +207,16 @@ def test_each_bad_row_fails_alone_with_its_field_and_reason(
     hidden = "; Pendo would hide it"
     assert report.failures == [
         RowFailure(1, None, "visitorId identifier is missing or empty", field="visitorId"),
-        # the blank id as given (metadata syncs record None for a bad id)
-        RowFailure(2, "   ", "visitorId identifier is missing or empty", field="visitorId"),
+        # ids are stripped: a blank id is a missing one
+        RowFailure(2, None, "visitorId identifier is missing or empty", field="visitorId"),
         RowFailure(3, "v-no-event", "event name is missing or empty", field="event"),
         RowFailure(
             4,
             "v-when",
-            "timestamp is not a timestamp (datetime, ISO-8601 text, or epoch)",
+            "timestamp is not an absolute instant (a relative word, or no date with a year)",
             field="timestamp",
         ),
-        RowFailure(
-            5,
-            "v-no-when",
-            "timestamp is not a timestamp (datetime, ISO-8601 text, or epoch)",
-            field="timestamp",
-        ),
+        RowFailure(5, "v-no-when", "timestamp is missing", field="timestamp"),
         RowFailure(
             6,
             "v-dash",
@@ -251,7 +248,7 @@ def test_each_bad_row_fails_alone_with_its_field_and_reason(
         RowFailure(11, "v-json", "column 'props' is not valid JSON", field="properties"),
         RowFailure(12, "v-array", "column 'props' is not a JSON object", field="properties"),
         RowFailure(13, "v-nan", "properties are not JSON-serialisable", field="properties"),
-        RowFailure(14, "v-dict", f"column 'feature': {SCALAR_REASON}", field="feature"),
+        RowFailure(14, "v-dict", f"column 'feature': {not_scalar('dict')}", field="feature"),
     ]
     assert (report.rows, report.sent, report.failed, report.skipped) == (15, 1, 14, 0)
     assert [b["visitorId"] for b in bodies(sandbox)] == ["v-ok"]
@@ -282,20 +279,112 @@ def test_properties_are_measured_in_utf8_bytes_as_pendo_does(
     )
 
 
-def test_pendos_refusal_of_an_event_fails_its_row_with_pendos_reason(
+def test_a_timestamp_before_2000_or_over_a_day_ahead_fails_before_sending(
     sandbox: Any, client: PendoClient
 ) -> None:
-    frame = warehouse_frame([row("v-1", occurred_at=5), row("v-2")])  # 5 s after the epoch
+    now = T + DAY_MS
+    frame = warehouse_frame(
+        [
+            row("v-epoch", occurred_at=5),  # 5 s after the epoch
+            row("v-1999", occurred_at="1999-12-31T23:59:59.999Z"),
+            row("v-ahead", occurred_at=now + DAY_MS + 1),
+            row("v-edge", occurred_at=now + DAY_MS),  # exactly a day ahead: plausible
+            row("v-2000", occurred_at="2000-01-01T00:00:00Z"),
+        ]
+    )
+    report = sync(events_spec(MINIMAL_MAPPING), frame, client, now_ms=now)
+    reason = (
+        "timestamp is before 2000-01-01 or more than a day after now: a wrong unit or a bad clock"
+    )
+    assert report.failures == [
+        RowFailure(0, "v-epoch", reason, field="timestamp"),
+        RowFailure(1, "v-1999", reason, field="timestamp"),
+        RowFailure(2, "v-ahead", reason, field="timestamp"),
+    ]
+    assert [b["visitorId"] for b in bodies(sandbox)] == ["v-2000", "v-edge"]
+
+
+def test_epoch_units_of_every_size_and_overflowing_numbers_fail_or_convert_alone(
+    sandbox: Any, client: PendoClient
+) -> None:
+    frame = warehouse_frame(
+        [
+            row("v-us", occurred_at=T * 1000),
+            row("v-ns", occurred_at=T * 1_000_000),
+            row("v-huge", occurred_at=1e300),
+            row("v-inf", occurred_at=float("inf")),
+            row("v-big-int", occurred_at=2**80),
+            row("v-now", occurred_at="now"),
+        ]
+    )
     report = sync(events_spec(MINIMAL_MAPPING), frame, client)
+    no_unit = "timestamp is a number of no epoch unit (seconds to nanoseconds), or not finite"
+    assert report.failures == [
+        RowFailure(2, "v-huge", no_unit, field="timestamp"),
+        RowFailure(3, "v-inf", no_unit, field="timestamp"),
+        RowFailure(4, "v-big-int", no_unit, field="timestamp"),
+        RowFailure(
+            5,
+            "v-now",
+            "timestamp is not an absolute instant (a relative word, or no date with a year)",
+            field="timestamp",
+        ),
+    ]
+    assert [(b["visitorId"], b["timestamp"]) for b in bodies(sandbox)] == [("v-ns", T), ("v-us", T)]
+
+
+def test_ids_and_values_of_no_faithful_json_form_fail_their_row(
+    sandbox: Any, client: PendoClient
+) -> None:
+    mapping = {**MINIMAL_MAPPING, "account_id": "accountId", "ip": "context_ip", "n": "n"}
+    frame = warehouse_frame(
+        [
+            row(
+                " v-ok ",
+                account_id=Decimal("501.00"),
+                ip=ipaddress.ip_address("10.0.0.1"),
+                n=Decimal("2.5"),
+            ),
+            row(b"abc"),
+            row(["a", "b"]),
+            row("v-acct", account_id=["a"]),
+            row("v-bytes", n=b"x"),
+            row("v-surrogate", n="bad \ud800"),
+            row("v-event", event_name={"e": 1}),
+        ]
+    )
+    report = sync(events_spec(mapping), frame, client)
     assert report.failures == [
         RowFailure(
-            0,
-            "v-1",
-            "HTTP 400: 'timestamp' looks like seconds; send epoch milliseconds",
-            http_status=400,
-        )
+            1, None, "visitorId identifier is a bytes, not text or an integer", field="visitorId"
+        ),
+        RowFailure(
+            2, None, "visitorId identifier is a list, not text or an integer", field="visitorId"
+        ),
+        RowFailure(
+            3, "v-acct", "accountId identifier is a list, not text or an integer", field="accountId"
+        ),
+        RowFailure(
+            4,
+            "v-bytes",
+            "column 'n': value is bytes, which have no JSON form (cast them to text in the query)",
+            field="n",
+        ),
+        RowFailure(
+            5,
+            "v-surrogate",
+            "column 'n': value is text that is not valid UTF-8 (a lone surrogate)",
+            field="n",
+        ),
+        RowFailure(6, "v-event", "event name is a dict, not text or an integer", field="event"),
     ]
-    assert (report.sent, report.failed) == (1, 1)
+    [body] = bodies(sandbox)
+    assert (body["visitorId"], body["accountId"], body["context"], body["properties"]) == (
+        "v-ok",
+        "501",
+        {"ip": "10.0.0.1"},
+        {"n": 2.5},
+    )
 
 
 # -- Pendo's 7-day processing window -----------------------------------------------------------

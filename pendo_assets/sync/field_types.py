@@ -8,7 +8,9 @@ on its own row, with its field, before anything is sent.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -16,12 +18,13 @@ import pandas as pd
 
 from pendo_assets.client import MetadataSchema
 
+from .boolean_spellings import REASON as BOOLEAN_REASON
+from .boolean_spellings import parse_boolean
 from .convert import Converted, to_epoch_ms
 from .metadata_rows import PreparedMetadata
 from .results import RowFailure
+from .scalar_values import decimal_scalar
 from .spec import SyncSpec
-
-_TRUE = {"true": True, "false": False}
 
 
 class MissingFieldsError(Exception):
@@ -45,30 +48,34 @@ def missing_fields_message(sync_name: str, kind: str, missing: list[str]) -> str
     )
 
 
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+
+
 def _number(value: Any) -> tuple[bool, Any]:
+    """Numbers as they are; numeric text exactly (integer text as an exact int, other text as
+    a float only when the float says the same number). Booleans are no numbers."""
     if isinstance(value, bool):
         return False, value
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return True, value
+    if isinstance(value, float):
+        return math.isfinite(value), value
     if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER_TEXT.fullmatch(text):
+            return True, int(text)
         try:
-            number = float(value.strip())
-        except ValueError:
+            number = Decimal(text)
+        except InvalidOperation:
             return False, value
-        if not math.isfinite(number):
-            return False, value
-        return True, int(number) if number.is_integer() and "." not in value else number
+        converted, problem = decimal_scalar(number)
+        return problem is None and isinstance(converted, int | float), float(number)
     return False, value
 
 
 def _boolean(value: Any) -> tuple[bool, Any]:
-    if isinstance(value, bool):
-        return True, value
-    if isinstance(value, int) and value in (0, 1):
-        return True, bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE:
-        return True, _TRUE[value.strip().lower()]
-    return False, value
+    parsed = parse_boolean(value)
+    return parsed is not None, parsed
 
 
 def _string(value: Any) -> tuple[bool, Any]:
@@ -82,6 +89,11 @@ def _string(value: Any) -> tuple[bool, Any]:
 
 
 _COERCERS = {"number": _number, "boolean": _boolean, "string": _string}
+_REASONS = {
+    "number": "expects number",
+    "boolean": f"expects boolean: it {BOOLEAN_REASON}",
+    "string": "expects string",
+}
 
 
 def coerce(values: list[Any], type_name: str) -> Converted:
@@ -90,7 +102,8 @@ def coerce(values: list[Any], type_name: str) -> Converted:
         series = pd.Series(values, dtype=object)
         converted = to_epoch_ms(series)
         invalid = converted.invalid & series.notna().to_numpy()
-        return Converted(converted.values, invalid, "expects a time (epoch ms or ISO-8601)")
+        reasons = {p: f"expects a time: it {r}" for p, r in converted.reasons.items()}
+        return Converted(converted.values, invalid, "expects a time (epoch or ISO-8601)", reasons)
     coercer = _COERCERS.get(type_name)
     if coercer is None:  # a type we do not know: leave the values to Pendo
         return Converted(values, np.zeros(len(values), dtype=bool))
@@ -103,7 +116,7 @@ def coerce(values: list[Any], type_name: str) -> Converted:
         ok, coerced = coercer(value)
         out.append(coerced if ok else None)
         invalid[index] = not ok
-    return Converted(out, invalid, f"expects {type_name}")
+    return Converted(out, invalid, _REASONS[type_name])
 
 
 def apply_schema(
@@ -127,9 +140,15 @@ def apply_schema(
                 prepared.failures[p] = RowFailure(
                     p,
                     prepared.ids[p],
-                    f"value {values[p]!r} does not fit Pendo field {target!r}: {converted.reason}",
+                    f"value {_short(values[p])} does not fit Pendo field {target!r}: "
+                    f"{converted.reason_at(p)}",
                     field=target,
                 )
                 sendable[p] = False
             columns[name] = converted.values
     return np.flatnonzero(sendable)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

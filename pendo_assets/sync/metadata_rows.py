@@ -53,7 +53,10 @@ def prepare_metadata(spec: SyncSpec, frame: pd.DataFrame) -> PreparedMetadata:
     skipped = {int(p): SUPERSEDED for p in np.flatnonzero(superseded)}
     for position in np.flatnonzero(ids.invalid):
         failures[int(position)] = RowFailure(
-            int(position), None, f"{spec.id_target} {ids.reason}", field=spec.id_target
+            int(position),
+            None,
+            f"{spec.id_target} identifier {ids.reason_at(int(position))}",
+            field=spec.id_target,
         )
 
     custom: dict[str, list[object]] = {}
@@ -70,7 +73,7 @@ def prepare_metadata(spec: SyncSpec, frame: pd.DataFrame) -> PreparedMetadata:
                 RowFailure(
                     int(position),
                     ids.values[position],
-                    f"column {column!r}: {converted.reason}",
+                    f"column {column!r}: {converted.reason_at(int(position))}",
                     field=target,
                 ),
             )

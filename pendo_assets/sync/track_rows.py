@@ -11,13 +11,16 @@ import pandas as pd
 
 from pendo_assets.client import TrackEvent
 
-from .convert import to_epoch_ms, to_identifiers, to_json_scalars
+from .convert import Converted, to_epoch_ms, to_identifiers, to_json_scalars
 from .field_names import name_problem
 from .results import RowFailure
 from .spec import EVENT_ID_TARGET, TRACK_PLACES, SyncSpec
 
 MAX_PROPERTIES_BYTES = 512
-PROCESSING_WINDOW_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+PROCESSING_WINDOW_MS = 7 * DAY_MS
+EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: no product analytics event is older
+IMPLAUSIBLE = "is before 2000-01-01 or more than a day after now: a wrong unit or a bad clock"
 
 
 @dataclass
@@ -51,6 +54,14 @@ class PreparedEvents:
         )
 
 
+def _implausible(stamps: Converted, now_ms: int) -> Converted:
+    """Instants no real event has: a misread unit or a broken clock, never sent as they are."""
+    bad = np.zeros(len(stamps.values), dtype=bool)
+    for position, ms in enumerate(stamps.values):
+        bad[position] = ms is not None and not EARLIEST_MS <= ms <= now_ms + DAY_MS
+    return Converted(stamps.values, bad, IMPLAUSIBLE)
+
+
 def _parse_properties(value: Any) -> tuple[dict[str, Any] | None, str | None]:
     """A JSON object column value (dict or JSON text) as a dict, or why it is not one."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -71,24 +82,26 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
     rows = len(frame)
     failures: dict[int, RowFailure] = {}
 
-    def fail(mask: np.ndarray, target: str, reason: str, ids: list[Any]) -> None:
-        for position in np.flatnonzero(mask):
+    def fail(converted: Converted, target: str, prefix: str, ids: list[Any]) -> None:
+        for position in np.flatnonzero(converted.invalid):
             p = int(position)
+            reason = f"{prefix}{converted.reason_at(p)}"
             failures.setdefault(p, RowFailure(p, ids[p], reason, field=target))
 
     visitors = to_identifiers(frame[spec.column_for("visitorId")])
-    fail(visitors.invalid, "visitorId", f"visitorId {visitors.reason}", visitors.values)
+    fail(visitors, "visitorId", "visitorId identifier ", visitors.values)
     ids = visitors.values
     names = to_identifiers(frame[spec.column_for("event")])
-    fail(names.invalid, "event", "event name is missing or empty", ids)
+    fail(names, "event", "event name ", ids)
     stamps = to_epoch_ms(frame[spec.column_for("timestamp")])
-    fail(stamps.invalid, "timestamp", f"timestamp {stamps.reason}", ids)
+    fail(stamps, "timestamp", "timestamp ", ids)
+    fail(_implausible(stamps, now_ms), "timestamp", "timestamp ", ids)
 
     event_ids: list[str | None] | None = None
     event_id_column = spec.column_for(EVENT_ID_TARGET)
     if event_id_column is not None:
         converted_ids = to_identifiers(frame[event_id_column])
-        fail(converted_ids.invalid, EVENT_ID_TARGET, f"event_id {converted_ids.reason}", ids)
+        fail(converted_ids, EVENT_ID_TARGET, "event_id identifier ", ids)
         event_ids = converted_ids.values
 
     account_column = spec.column_for("accountId")
@@ -96,6 +109,10 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
         accounts: list[Any] = [None] * rows
     else:
         converted = to_identifiers(frame[account_column])
+        # A missing account is no account; a list or bytes as one fails the row.
+        wrong = np.zeros(rows, dtype=bool)
+        wrong[list(converted.reasons)] = True
+        fail(Converted([], wrong, "", converted.reasons), "accountId", "accountId identifier ", ids)
         accounts = [
             None if bad else v for v, bad in zip(converted.values, converted.invalid, strict=True)
         ]
@@ -113,7 +130,7 @@ def prepare_events(spec: SyncSpec, frame: pd.DataFrame, *, now_ms: int) -> Prepa
         ):
             continue
         converted = to_json_scalars(frame[column])
-        fail(converted.invalid, target, f"column {column!r}: {converted.reason}", ids)
+        fail(converted, target, f"column {column!r}: ", ids)
         place = TRACK_PLACES.get(target)
         if place is not None:
             context[place[1]] = converted.values
