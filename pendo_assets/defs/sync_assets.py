@@ -9,7 +9,7 @@ from pydantic import Field
 from pendo_assets.sync.convert import to_identifiers
 from pendo_assets.sync.engine import SyncOptions
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.warehouse import WarehouseError, read_partition
+from pendo_assets.sync.warehouse import WarehouseError, read_partition_counted
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .markdown import frame_preview
@@ -69,7 +69,7 @@ def _warehouse_asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
         try:
-            frame = read_partition(
+            read = read_partition_counted(
                 warehouse.get_engine(), spec.source, spec.columns, context.partition_key
             )
         except WarehouseError as error:
@@ -78,10 +78,18 @@ def _warehouse_asset(
                 f"({warehouse.display_url}): {error}",
                 allow_retries=False,
             ) from None
+        frame, unplaced = read.frame, read.rows_without_partition or 0
+        if unplaced:
+            context.log.warning(
+                f"sync {spec.name!r}: {unplaced} rows of {source} have a NULL or unusable "
+                f"`{spec.source.partition_column}` and fall in no partition: never synced"
+            )
         yield dg.Output(
             frame,
             metadata={
                 "dagster/row_count": len(frame),
+                # Rows of the whole source no partition reads (NULL or unusable values).
+                "rows_without_partition": unplaced,
                 "preview": dg.MetadataValue.md(frame_preview(frame)),
             },
         )

@@ -1,9 +1,14 @@
 """What a partition column holds, and how its values map to UTC days.
 
 A sync does not say whether its partition column holds timestamps, ISO-8601 text or epoch
-numbers; one sample value tells (see ``kind_of``). Each kind knows how to cut a UTC day out of
-the column with a sargable SQL condition (nothing is applied to the column, so an index on it is
-used), how to turn fetched values into UTC instants, and how to write and read a sensor cursor.
+numbers; one sample value tells (see ``kind_of``). Naive timestamps and offset-less text are
+wall-clock times in the source's ``timezone`` (UTC unless the syncs file says otherwise), so a
+UTC day is cut on them as that zone's wall-clock range. Epoch numbers are read in the unit their
+magnitude gives (``epoch_units``): seconds, milliseconds, microseconds or nanoseconds.
+
+Each kind knows how to cut a UTC day out of the column with a sargable SQL condition (nothing
+is applied to the column, so an index on it is used), how to turn fetched values into UTC
+instants, and how to write and read a sensor cursor.
 
 Text cannot be cut exactly in SQL (offsets move a value to another UTC day, separators and
 precision vary), so its SQL conditions only narrow the rows and ``approximate_in_sql`` tells the
@@ -17,14 +22,28 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .epoch_units import BANDS, to_epoch_ms
+
 UTC = UTC
-#: Epoch numbers below this are seconds (it is 1973 in milliseconds, year 5138 in seconds).
-EPOCH_SECONDS_BELOW = 10**11
+#: Epoch numbers at or above this magnitude are no instant in any unit (year 5138 in ns).
+EPOCH_LIMIT = 10**20
+#: Per unit: the band's lower and upper magnitude and how many of the unit make a millisecond
+#: (seconds admit negative values: instants before 1970).
+_UNITS: tuple[tuple[int, int, Decimal], ...] = (
+    (-(10**11), 10**11, Decimal(1) / 1000),
+    (10**11, 10**14, Decimal(1)),
+    (10**14, 10**17, Decimal(1000)),
+    (10**17, 10**20, Decimal(1_000_000)),
+)
+assert [upper for _, upper, _ in _UNITS] == [int(upper) for upper, _ in BANDS]
+#: No bound is bound beyond a BIGINT (nanoseconds reach it in 2262).
+_BIGINT_MAX = 2**63 - 1
 #: No UTC offset in use is wider than this (UTC+14 in Kiribati; the lowest is UTC-12).
 WIDEST_UTC_OFFSET = timedelta(hours=14)
 
@@ -84,13 +103,18 @@ class PartitionKind:
 
 
 class _Timestamps(PartitionKind):
-    def __init__(self, aware: bool) -> None:
+    def __init__(self, aware: bool, timezone: str = "UTC") -> None:
         self.aware = aware
-        self.label = "timestamps with a time zone" if aware else "timestamps without a time zone"
+        self.zone = ZoneInfo(timezone)
+        self.label = (
+            "timestamps with a time zone"
+            if aware
+            else f"timestamps without a time zone (wall-clock {timezone})"
+        )
 
     def _bound(self, moment: datetime) -> Any:
-        if not self.aware:  # naive values are UTC: compare with naive UTC
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        if not self.aware:  # naive values are wall-clock times of the source's zone
+            moment = moment.astimezone(self.zone).replace(tzinfo=None)
         # Typed explicitly: some dialects cast the parameter to the type's SQL type.
         return sa.bindparam(None, moment, type_=sa.DateTime(timezone=self.aware))
 
@@ -101,11 +125,18 @@ class _Timestamps(PartitionKind):
         return column >= self._bound(moment)
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
-        return pd.to_datetime(_objects(values), utc=True)
+        objects = _objects(values)
+        if self.aware:
+            return pd.to_datetime(objects, utc=True)
+        return _localized(pd.to_datetime(objects), self.zone)
 
     def cursor_of(self, values: Sequence[Any], instants: pd.Series) -> str:
         latest = max(v for v in values if v is not None)
-        return latest.astimezone(UTC).isoformat() if self.aware else latest.isoformat()
+        if self.aware:
+            return latest.astimezone(UTC).isoformat()
+        if self.zone.key == "UTC":
+            return latest.isoformat()  # read back as UTC
+        return instants.max().isoformat()
 
 
 class _Dates(PartitionKind):
@@ -129,34 +160,34 @@ class _Dates(PartitionKind):
 
 
 class _EpochNumbers(PartitionKind):
-    label = "epoch numbers (milliseconds, or seconds below 1e11)"
+    label = "epoch numbers (seconds, milliseconds, microseconds or nanoseconds, by magnitude)"
 
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
-        # Each value is read in its own unit, so a day is two disjoint ranges: one in
-        # milliseconds (at or above EPOCH_SECONDS_BELOW), one in seconds (below it).
-        ms_low, ms_high = (int(t.timestamp()) * 1000 for t in (start, end))
-        s_low, s_high = (int(t.timestamp()) for t in (start, end))
-        ranges = []
-        if ms_high > EPOCH_SECONDS_BELOW:
-            ranges.append((max(ms_low, EPOCH_SECONDS_BELOW), ms_high))
-        if s_low < EPOCH_SECONDS_BELOW:
-            ranges.append((s_low, min(s_high, EPOCH_SECONDS_BELOW)))
-        conditions = [
-            sa.and_(column >= _number_bound(low), column < _number_bound(high))
-            for low, high in ranges
-        ]
-        return conditions[0] if len(conditions) == 1 else sa.or_(*conditions)
+        # Each value is read in the unit of its magnitude band, so a day is one range per
+        # unit, each clipped to its band: the ranges never overlap, so a column mixing units
+        # reads right and no sample of the unit is needed.
+        low_ms, high_ms = _epoch_ms(start), _epoch_ms(end)
+        conditions = []
+        for band_low, band_high, per_ms in _UNITS:
+            low = max(_ceil(low_ms * per_ms), band_low)
+            high = min(_ceil(high_ms * per_ms), band_high, _BIGINT_MAX)
+            if low < high:
+                conditions.append(
+                    sa.and_(column >= _number_bound(low), column < _number_bound(high))
+                )
+        return sa.or_(*conditions) if conditions else sa.false()
 
     def since_filter(self, column: Any, moment: datetime) -> sa.ColumnElement[bool]:
-        # As in day_filter: milliseconds at or above EPOCH_SECONDS_BELOW, seconds below it.
-        millis, seconds = _epoch_bounds(moment)
-        in_millis = column >= _number_bound(max(millis, EPOCH_SECONDS_BELOW))
-        if seconds >= EPOCH_SECONDS_BELOW:
-            return in_millis
-        return sa.or_(
-            in_millis,
-            sa.and_(column >= _number_bound(seconds), column < _number_bound(EPOCH_SECONDS_BELOW)),
-        )
+        moment_ms = _epoch_ms(moment)
+        conditions = []
+        for band_low, band_high, per_ms in _UNITS:
+            low = max(_floor(moment_ms * per_ms), band_low)
+            high = min(band_high, _BIGINT_MAX)
+            if low < high:
+                conditions.append(
+                    sa.and_(column >= _number_bound(low), column < _number_bound(high))
+                )
+        return sa.or_(*conditions) if conditions else sa.false()
 
     def cursor_instant(self, cursor: str) -> pd.Timestamp:
         try:
@@ -172,14 +203,16 @@ class _EpochNumbers(PartitionKind):
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
         objects = _objects(values)
-        numbers = np.array([np.nan if v is None else float(v) for v in objects], dtype=float)
-        millis = np.where(numbers < EPOCH_SECONDS_BELOW, numbers * 1000, numbers)
+        numbers = np.array([_float(v) for v in objects], dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            millis = to_epoch_ms(numbers)
         return pd.Series(
             pd.to_datetime(millis, unit="ms", utc=True, errors="coerce"), index=objects.index
         )
 
     def cursor_of(self, values: Sequence[Any], instants: pd.Series) -> str:
-        latest = max(v for v in values if v is not None)
+        # The value of the latest instant, not the greatest number: units may be mixed.
+        latest = list(values)[int(np.argmax(instants.to_numpy()))]
         if isinstance(latest, int):
             return str(latest)
         if isinstance(latest, Decimal):
@@ -189,8 +222,11 @@ class _EpochNumbers(PartitionKind):
 
 
 class _IsoText(PartitionKind):
-    label = "ISO-8601 text"
     approximate_in_sql = True
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.zone = ZoneInfo(timezone)
+        self.label = "ISO-8601 text" + ("" if timezone == "UTC" else f" (offset-less: {timezone})")
 
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
         # ISO text sorts like the instant it names, give or take its UTC offset (under a day):
@@ -205,7 +241,7 @@ class _IsoText(PartitionKind):
         return column >= _text_bound(earliest)
 
     def instants(self, values: Sequence[Any]) -> pd.Series:
-        return parse_iso_text(values)
+        return parse_iso_text(values, self.zone)
 
     def cursor_of(self, values: Sequence[Any], instants: pd.Series) -> str:
         return instants.max().isoformat()
@@ -218,29 +254,57 @@ EPOCH_NUMBERS: PartitionKind = _EpochNumbers()
 ISO_TEXT: PartitionKind = _IsoText()
 
 
-def kind_of(sample: Any) -> PartitionKind | None:
-    """The kind of partition column a (non-null) value comes from; None if not a usable one."""
+def kind_of(sample: Any, timezone: str = "UTC") -> PartitionKind | None:
+    """The kind of partition column a (non-null) value comes from; None if not a usable one.
+
+    ``timezone`` is the zone of naive timestamps and offset-less text (the source's).
+    """
     if isinstance(sample, datetime):
-        return AWARE_TIMESTAMPS if sample.utcoffset() is not None else NAIVE_TIMESTAMPS
+        if sample.utcoffset() is not None:
+            return AWARE_TIMESTAMPS
+        return NAIVE_TIMESTAMPS if timezone == "UTC" else _Timestamps(False, timezone)
     if isinstance(sample, date):
         return DATES
     if isinstance(sample, bool):
         return None
     if isinstance(sample, int | float | Decimal):
-        return EPOCH_NUMBERS
+        return EPOCH_NUMBERS if abs(_float(sample)) < EPOCH_LIMIT else None
     if isinstance(sample, str):
-        return ISO_TEXT
+        return ISO_TEXT if timezone == "UTC" else _IsoText(timezone)
     return None
 
 
-def parse_iso_text(values: Sequence[Any]) -> pd.Series:
-    """ISO-8601 text as UTC instants: ``T`` or space, ``Z``, an offset, or none (UTC).
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)\s*$")
+
+
+def parse_iso_text(values: Sequence[Any], zone: ZoneInfo | None = None) -> pd.Series:
+    """ISO-8601 text as UTC instants: ``T`` or space, ``Z``, an offset, or none (wall-clock
+    time in ``zone``, UTC by default).
 
     Anything that is not such text (other strings, non-strings, None) becomes NaT.
     """
     objects = _objects(values)
     text = objects.where(objects.map(lambda v: isinstance(v, str)), None)
-    return pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    if zone is None or zone.key == "UTC":
+        return parsed
+    naive = text.map(lambda v: isinstance(v, str) and _OFFSET.search(v) is None).astype(bool)
+    naive &= parsed.notna()
+    if naive.any():
+        walls = parsed[naive].dt.tz_localize(None)
+        parsed = parsed.copy()
+        parsed[naive] = _localized(walls, zone)
+    return parsed
+
+
+def _localized(walls: pd.Series, zone: ZoneInfo) -> pd.Series:
+    """Naive wall-clock times of ``zone`` as UTC instants (the first of an ambiguous pair,
+    a time skipped by a clock change moved forward)."""
+    if zone.key == "UTC":
+        return walls.dt.tz_localize(UTC)
+    first = np.ones(len(walls), dtype=bool)
+    local = walls.dt.tz_localize(zone, ambiguous=first, nonexistent="shift_forward")
+    return local.dt.tz_convert(UTC)
 
 
 def _objects(values: Sequence[Any]) -> pd.Series:
@@ -256,13 +320,29 @@ def _parse_instant(cursor: str) -> pd.Timestamp:
     return parsed
 
 
-def _epoch_bounds(moment: datetime) -> tuple[int, int]:
-    """``moment`` in whole epoch milliseconds and whole seconds, rounded down (so a bound
-    keeps every value at or after it)."""
+def _epoch_ms(moment: datetime) -> int:
+    """``moment`` in whole epoch milliseconds (day bounds are whole milliseconds)."""
     micros = (moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
         microseconds=1
     )
-    return micros // 1000, micros // 1_000_000
+    return micros // 1000
+
+
+def _ceil(number: Decimal) -> int:
+    return int(number.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def _floor(number: Decimal) -> int:
+    return int(number.to_integral_value(rounding="ROUND_FLOOR"))
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (OverflowError, ValueError, TypeError):
+        return float("inf")
 
 
 def _date_bound(day: date) -> Any:

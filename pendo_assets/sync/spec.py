@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -60,6 +61,8 @@ class SourceSpec:
     partition_column: str
     table: str | None = None
     query: str | None = None
+    #: The IANA zone of naive timestamps and offset-less ISO text in the partition column.
+    timezone: str = "UTC"
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:
@@ -181,7 +184,23 @@ def _source_problems(source: SourceSpec) -> list[str]:
         )
     if not source.partition_column or not isinstance(source.partition_column, str):
         problems.append("source needs a `partition_column`")
+    if not _known_zone(source.timezone):
+        problems.append(
+            f"source timezone {source.timezone!r} is not an IANA time zone "
+            "(e.g. 'UTC', 'Europe/Berlin')"
+        )
     return problems
+
+
+def _known_zone(name: object) -> bool:
+    """Whether ``name`` is a zone ``zoneinfo`` can load (checked at load, not at read time)."""
+    if not isinstance(name, str) or not name.strip():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _mapping_problems(spec: SyncSpec) -> list[str]:
@@ -288,7 +307,7 @@ _SYNC_KEYS = {
     "description",
 }
 _RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
-_SOURCE_KEYS = {"table", "query", "partition_column"}
+_SOURCE_KEYS = {"table", "query", "partition_column", "timezone"}
 
 
 def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
@@ -322,6 +341,7 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
                 partition_column=source.get("partition_column"),  # type: ignore[arg-type]
                 table=source.get("table"),
                 query=source.get("query"),
+                timezone=source.get("timezone", "UTC"),
             ),
             mapping={str(k): v for k, v in mapping.items()},
             max_failure_rate=raw.get("max_failure_rate", 0.01),

@@ -5,9 +5,13 @@ SQLAlchemy constructs, so table and column names are quoted by the dialect (spac
 reserved words) and no config value is ever formatted into SQL; a query source is wrapped as a
 subquery from which only the needed columns are selected.
 
-What the partition column holds is learnt from one sample value (see ``partition_kinds``):
-timestamps (aware or naive UTC), dates, ISO-8601 text or epoch numbers. The day is cut with a
-sargable condition on the bare column; for text the SQL only narrows and pandas cuts exactly.
+What the partition column holds is learnt from one sample value of that column alone (see
+``partition_kinds``): timestamps (aware, or naive in the source's ``timezone``), dates, ISO-8601
+text or epoch numbers of any unit. The day is cut with a sargable condition on the bare column;
+for text the SQL only narrows and pandas cuts exactly. Rows come back in the order of the instant
+they name (not of the raw value: epoch units may be mixed). Reading a partition is that probe and
+one query; the catalogue is read only on SQLite (to find BOOLEAN columns), and a failed
+reflection falls back to the raw values.
 
 Connections are read-only on PostgreSQL and every transaction is rolled back. Failures become a
 ``WarehouseError`` naming the source and the column, with the URL's password hidden.
@@ -16,19 +20,22 @@ Connections are read-only on PostgreSQL and every transaction is rolled back. Fa
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .boolean_spellings import SpelledBoolean
 from .partition_kinds import (
-    ISO_TEXT,
+    EPOCH_LIMIT,
     CursorError,
     PartitionKind,
     kind_of,
@@ -38,12 +45,14 @@ from .partition_kinds import (
 from .spec import DEFAULT_SENSOR_LOOKBACK_DAYS, SourceSpec
 
 __all__ = [
+    "PartitionRead",
     "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
     "count_partition",
     "partition_window",
     "read_partition",
+    "read_partition_counted",
     "window_start",
 ]
 
@@ -54,6 +63,10 @@ _TEXT_SAMPLE = 100
 # SQLAlchemy's own pattern for ``:name`` bind parameters in text(); escaped so query text
 # such as ``'a :b'`` reaches the database verbatim (the compiler unescapes ``\:``).
 _BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+#: ISO-8601 text starts with a date: text not shaped so names no instant (LIKE is portable).
+_ISO_SHAPE = "____-__-__%"
+
+log = logging.getLogger(__name__)
 
 
 class WarehouseError(Exception):
@@ -68,25 +81,57 @@ def read_partition(
 ) -> pd.DataFrame:
     """The rows whose partition column falls in the UTC day ``partition_key``.
 
-    Only ``columns``, in that order, ordered by the partition column (ties keep the order the
-    warehouse gave), with a fresh RangeIndex. Values are exactly what the driver returned
-    (object columns: no NaN for NULL, no float for a nullable int, text timestamps stay text).
+    Only ``columns``, in that order, ordered by the instant the partition column names (ties
+    keep the order the warehouse gave), with a fresh RangeIndex. Values are exactly what the
+    driver returned (object columns: no NaN for NULL, no float for a nullable int, text
+    timestamps stay text).
     """
+    return read_partition_counted(engine, source, columns, partition_key, count=False).frame
+
+
+@dataclass(frozen=True)
+class PartitionRead:
+    """A partition's rows, and how many rows of the whole source fall in no partition at all.
+
+    ``rows_without_partition`` counts NULL partition values; for text columns also text not
+    shaped like an ISO-8601 date (``____-__-__…``); for epoch numbers also magnitudes of 1e20
+    or more. None when not counted.
+    """
+
+    frame: pd.DataFrame
+    rows_without_partition: int | None
+
+
+def read_partition_counted(
+    engine: sa.Engine,
+    source: SourceSpec,
+    columns: Sequence[str],
+    partition_key: str,
+    *,
+    count: bool = True,
+) -> PartitionRead:
+    """``read_partition``, plus (with ``count``) one COUNT of the source's rows that no
+    partition will ever read, so they never vanish unseen."""
     start, end = partition_window(partition_key)
     wanted = list(columns)
     needed = list(dict.fromkeys([*wanted, source.partition_column]))
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
+    without: int | None = None
     with _reading(engine, source, needed) as conn:
-        kind = _partition_kind(conn, source, table, needed)
+        kind = _partition_kind(conn, source, table)
         if kind is None:
             rows: list[tuple[Any, ...]] = []
+            # No value to read yet: still fail now on a column that does not exist.
+            conn.execute(sa.select(*(table.c[name] for name in needed)).where(sa.false()))
+            if count:
+                without = _count_unplaced(conn, table, column, None)
         else:
             booleans = _boolean_columns(conn, source, needed)
             statement = (
                 sa.select(
                     *(
-                        sa.type_coerce(table.c[name], sa.Boolean()).label(name)
+                        sa.type_coerce(table.c[name], SpelledBoolean()).label(name)
                         if name in booleans
                         else table.c[name]
                         for name in needed
@@ -96,12 +141,34 @@ def read_partition(
                 .order_by(column)
             )
             rows = [tuple(row) for row in conn.execute(statement)]
+            if count:
+                without = _count_unplaced(conn, table, column, kind)
     frame = pd.DataFrame(rows, columns=needed, dtype=object)
-    if kind is not None and kind.approximate_in_sql:
+    if kind is not None and len(frame):
         instants = kind.instants(frame[source.partition_column])
-        inside = instants[(instants >= start) & (instants < end)]
-        frame = frame.loc[inside.sort_values(kind="stable").index]
-    return frame[wanted].reset_index(drop=True)
+        if kind.approximate_in_sql:
+            instants = instants[(instants >= start) & (instants < end)]
+        frame = frame.loc[instants.sort_values(kind="stable").index]
+    return PartitionRead(frame[wanted].reset_index(drop=True), without)
+
+
+def _count_unplaced(
+    conn: sa.Connection, table: sa.FromClause, column: Any, kind: PartitionKind | None
+) -> int:
+    """Rows whose partition value is NULL or, by a cheap test, names no instant."""
+    condition: sa.ColumnElement[bool] = column.is_(None)
+    label = kind.label if kind is not None else ""
+    if label.startswith("ISO-8601 text"):
+        condition = sa.or_(condition, column.not_like(_ISO_SHAPE))
+    elif label.startswith("epoch numbers"):
+        limit = float(EPOCH_LIMIT)
+        condition = sa.or_(
+            condition,
+            column >= sa.bindparam(None, limit, type_=sa.Float()),
+            column <= sa.bindparam(None, -limit, type_=sa.Float()),
+        )
+    counting = sa.select(sa.func.count()).select_from(table).where(condition)
+    return int(conn.execute(counting).scalar_one())
 
 
 def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -> int:
@@ -115,7 +182,7 @@ def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
     with _reading(engine, source, needed) as conn:
-        kind = _partition_kind(conn, source, table, needed)
+        kind = _partition_kind(conn, source, table)
         if kind is None:
             return 0
         condition = kind.day_filter(column, start, end)
@@ -172,7 +239,7 @@ def changed_partitions(
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
     with _reading(engine, source, needed) as conn:
-        kind = _partition_kind(conn, source, table, needed)
+        kind = _partition_kind(conn, source, table)
         if kind is None:
             since = window_start(before or datetime.now(UTC), lookback_days)
             return RecentPartitions(since, {}, cursor)
@@ -230,17 +297,24 @@ def _selectable(source: SourceSpec, needed: Sequence[str]) -> sa.FromClause:
 
 
 def _boolean_columns(conn: sa.Connection, source: SourceSpec, needed: Sequence[str]) -> set[str]:
-    """Declared BOOLEAN columns of a table source.
+    """Declared BOOLEAN columns of a SQLite table source; empty anywhere else.
 
     SQLite stores booleans as 0 and 1; reading them through SQLAlchemy's Boolean type gives
-    True and False back, as PostgreSQL's driver does on its own. Other types are left raw.
+    True and False back, as other drivers do on their own. Only SQLite needs the catalogue
+    for that (elsewhere it is a slow query, or one the dialect cannot run), and a failed
+    reflection leaves the raw values.
     """
-    if not source.table:
+    if not source.table or conn.dialect.name != "sqlite":
         return set()
     schema, name = source.schema_and_table
+    try:
+        columns = sa.inspect(conn).get_columns(name, schema=schema)
+    except sa.exc.SQLAlchemyError as exc:
+        log.debug("cannot reflect %s for BOOLEAN columns: %s", _describe(source), exc)
+        return set()
     return {
         column["name"]
-        for column in sa.inspect(conn).get_columns(name, schema=schema)
+        for column in columns
         if column["name"] in needed and isinstance(column["type"], sa.Boolean)
     }
 
@@ -254,29 +328,33 @@ def _query_text(source: SourceSpec) -> sa.TextClause:
 
 
 def _partition_kind(
-    conn: sa.Connection,
-    source: SourceSpec,
-    table: sa.FromClause,
-    needed: Sequence[str],
+    conn: sa.Connection, source: SourceSpec, table: sa.FromClause
 ) -> PartitionKind | None:
     """What the partition column holds, from one non-null value; None if it has none.
 
-    The probe selects every needed column, so a missing one fails here, before any real read.
+    The probe fetches the partition column alone, one row. A value that fits no kind (text
+    that is no ISO-8601 timestamp, a number beyond every epoch unit) is a WarehouseError
+    naming the source, the column and the value, never a silent zero rows.
     """
     column = table.c[source.partition_column]
-    probe = sa.select(*(table.c[name] for name in needed)).where(column.is_not(None)).limit(1)
+    probe = sa.select(column).where(column.is_not(None)).limit(1)
     row = conn.execute(probe).first()
     if row is None:
         return None
-    sample = row[list(needed).index(source.partition_column)]
-    kind = kind_of(sample)
+    sample = row[0]
+    kind = kind_of(sample, source.timezone)
     where = f"partition column {source.partition_column!r} of {_describe(source)}"
     if kind is None:
+        if isinstance(sample, int | float | Decimal) and not isinstance(sample, bool):
+            raise WarehouseError(
+                f"{where} holds numbers such as {_short(repr(sample))}, which are no epoch "
+                "time in seconds, milliseconds, microseconds or nanoseconds (all below 1e20)"
+            )
         raise WarehouseError(
             f"{where} holds {type(sample).__name__} values such as {_short(repr(sample))}; "
             "expected timestamps, dates, ISO-8601 text or epoch numbers"
         )
-    if kind is ISO_TEXT and parse_iso_text([sample]).isna().all():
+    if isinstance(sample, str) and parse_iso_text([sample]).isna().all():
         more = sa.select(column).where(column.is_not(None)).limit(_TEXT_SAMPLE)
         if parse_iso_text(conn.execute(more).scalars().all()).isna().all():
             raise WarehouseError(
