@@ -38,9 +38,11 @@ sandbox: $(STAMP)
 	$(BIN)/python -m pendo_assets.sandbox --port 8787 --config pendo_assets/sandbox/demo_sandbox.yaml
 
 # Sync throughput, re-sync cost, peak memory and track pacing against the sandbox, each beside
-# a naive loop (ratios). About 6-8 minutes; results also go to benchmarks/latest_results.md.
+# a naive loop (ratios), then value conversion of a million PostgreSQL timestamps against the
+# vectorised floor. About 7-9 minutes; results also go to benchmarks/latest_*results.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sync.py
+	$(BIN)/python benchmarks/bench_values.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
