@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pendo_assets.sandbox import SandboxServer
+from pendo_assets.sandbox import SandboxConfig, SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 from pendo_assets_tests.conftest import require_duckdb
 
@@ -200,3 +200,78 @@ def test_an_event_whose_properties_are_a_json_array_fails_alone(
         1,
         1,
     )
+
+
+# Per warehouse: (list, bytes, JSON object, JSON array or None, decimal) column types and values.
+UNSENDABLE = {
+    "postgres": (
+        ("text[]", "bytea", "jsonb", "numeric(10, 2)"),
+        ("ARRAY['a', 'b']", "'\\x00ff'::bytea", """'{"a": 1}'""", "'[1, 2]'"),
+    ),
+    "duckdb": (
+        ("VARCHAR[]", "BLOB", "STRUCT(a INTEGER)", "DECIMAL(10, 2)"),
+        ("['a', 'b']", "'\\x00\\xFF'::BLOB", "{'a': 1}", None),
+    ),
+}
+
+
+@pytest.fixture
+def typed_sandbox(integration_key: str, track_event_secret: str) -> Iterator[SandboxServer]:
+    fields = {"tags": "string", "blob": "string", "doc": "string", "ratio": "number"}
+    config = SandboxConfig(
+        integration_key=integration_key,
+        track_event_secret=track_event_secret,
+        fields={"visitor": fields},
+    )
+    with SandboxServer(config) as server:
+        yield server
+
+
+def test_values_with_no_json_scalar_form_fail_their_own_row_and_the_rest_go_out(
+    warehouse: tuple[str, Callable[[str], str]],
+    materialize_sync: Any,
+    sync_resources: Any,
+    typed_sandbox: SandboxServer,
+    sync_day: date,
+) -> None:
+    backend, setup = warehouse
+    (list_type, bytes_type, doc_type, decimal_type), values = UNSENDABLE[backend]
+    a_list, some_bytes, an_object, an_array = values
+    when = f"'{at(sync_day, 9).isoformat()}'"
+    rows = [
+        f"('v-ok', NULL, NULL, NULL, 12.50, {when})",
+        f"('v-list', {a_list}, NULL, NULL, NULL, {when})",
+        f"('v-bytes', NULL, {some_bytes}, NULL, NULL, {when})",
+        f"('v-object', NULL, NULL, {an_object}, NULL, {when})",
+    ]
+    if an_array is not None:
+        rows.append(f"('v-array', NULL, NULL, {an_array}, NULL, {when})")
+    url = setup(
+        f"CREATE TABLE visitors (id VARCHAR, tags {list_type}, blob {bytes_type}, "
+        f"doc {doc_type}, ratio {decimal_type}, updated_at TIMESTAMPTZ);"
+        f"INSERT INTO visitors VALUES {', '.join(rows)}"
+    )
+    spec = SyncSpec(
+        name="typed_visitors",
+        object_type="visitor_metadata",
+        source=SourceSpec(partition_column="updated_at", table="visitors"),
+        mapping={"id": "visitorId", "tags": "tags", "blob": "blob", "doc": "doc", "ratio": "ratio"},
+        max_failure_rate=1.0,
+    )
+
+    run = materialize_sync(
+        spec, sync_day, resources=sync_resources(warehouse_url=url, base_url=typed_sandbox.url)
+    )
+
+    assert run.result.success
+    assert typed_sandbox.state(requests=False)["metadata"]["visitor"] == {
+        "v-ok": {"custom": {"tags": None, "blob": None, "doc": None, "ratio": 12.5}, "agent": {}}
+    }
+    metadata = run.metadata()
+    expected = {"v-list": "tags", "v-bytes": "blob", "v-object": "doc"}
+    if an_array is not None:
+        expected["v-array"] = "doc"
+    assert (metadata["sent"], metadata["failed"]) == (1, len(expected))
+    table = metadata["failures"]
+    for record_id, column in expected.items():
+        assert f"| {record_id} | {column} | column '{column}': value is " in table
