@@ -29,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .epoch_units import BANDS, to_epoch_ms
+from .spec import DECLARABLE_KINDS
 
 UTC = UTC
 #: Epoch numbers at or above this magnitude are no instant in any unit (year 5138 in ns).
@@ -252,6 +253,21 @@ NAIVE_TIMESTAMPS: PartitionKind = _Timestamps(aware=False)
 DATES: PartitionKind = _Dates()
 EPOCH_NUMBERS: PartitionKind = _EpochNumbers()
 ISO_TEXT: PartitionKind = _IsoText()
+
+
+def declared_kind(name: str, timezone: str = "UTC") -> PartitionKind:
+    """The kind a syncs file declares: no probe of the warehouse is needed to know it."""
+    if name == "timestamptz":
+        return AWARE_TIMESTAMPS
+    if name == "timestamp":
+        return NAIVE_TIMESTAMPS if timezone == "UTC" else _Timestamps(False, timezone)
+    if name == "date":
+        return DATES
+    if name == "epoch":
+        return EPOCH_NUMBERS
+    if name == "iso_text":
+        return ISO_TEXT if timezone == "UTC" else _IsoText(timezone)
+    raise ValueError(f"unknown partition kind {name!r}; expected one of {DECLARABLE_KINDS}")
 
 
 def kind_of(sample: Any, timezone: str = "UTC") -> PartitionKind | None:

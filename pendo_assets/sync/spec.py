@@ -26,6 +26,8 @@ MODES: tuple[str, ...] = ("upsert", "insert", "update")
 # Track sends whose answer was lost: send again (at least once) or leave them (at most once).
 IN_DOUBT_POLICIES: tuple[str, ...] = ("resend", "skip")
 DEFAULT_SENSOR_LOOKBACK_DAYS = 2.0
+#: What a syncs file may declare as `source.partition_kind`, to skip the probe that finds it.
+DECLARABLE_KINDS: tuple[str, ...] = ("timestamptz", "timestamp", "date", "iso_text", "epoch")
 EVENT_ID_TARGET = "event_id"  # track events: the column that identifies an event; not sent
 
 REQUIRED_TARGETS: dict[str, tuple[str, ...]] = {
@@ -63,6 +65,8 @@ class SourceSpec:
     query: str | None = None
     #: The IANA zone of naive timestamps and offset-less ISO text in the partition column.
     timezone: str = "UTC"
+    #: What the partition column holds (see DECLARABLE_KINDS); None: found by a probe.
+    partition_kind: str | None = None
 
     @property
     def schema_and_table(self) -> tuple[str | None, str]:
@@ -184,6 +188,11 @@ def _source_problems(source: SourceSpec) -> list[str]:
         )
     if not source.partition_column or not isinstance(source.partition_column, str):
         problems.append("source needs a `partition_column`")
+    if source.partition_kind is not None and source.partition_kind not in DECLARABLE_KINDS:
+        problems.append(
+            f"source partition_kind {source.partition_kind!r} is not one of "
+            f"{', '.join(DECLARABLE_KINDS)}"
+        )
     if not _known_zone(source.timezone):
         problems.append(
             f"source timezone {source.timezone!r} is not an IANA time zone "
@@ -307,7 +316,7 @@ _SYNC_KEYS = {
     "description",
 }
 _RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
-_SOURCE_KEYS = {"table", "query", "partition_column", "timezone"}
+_SOURCE_KEYS = {"table", "query", "partition_column", "timezone", "partition_kind"}
 
 
 def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
@@ -342,6 +351,7 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
                 table=source.get("table"),
                 query=source.get("query"),
                 timezone=source.get("timezone", "UTC"),
+                partition_kind=source.get("partition_kind"),
             ),
             mapping={str(k): v for k, v in mapping.items()},
             max_failure_rate=raw.get("max_failure_rate", 0.01),

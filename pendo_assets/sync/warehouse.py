@@ -38,6 +38,7 @@ from .partition_kinds import (
     EPOCH_LIMIT,
     CursorError,
     PartitionKind,
+    declared_kind,
     kind_of,
     parse_iso_text,
     partition_window,
@@ -336,6 +337,8 @@ def _partition_kind(
     that is no ISO-8601 timestamp, a number beyond every epoch unit) is a WarehouseError
     naming the source, the column and the value, never a silent zero rows.
     """
+    if source.partition_kind is not None:  # declared: no probe at all
+        return declared_kind(source.partition_kind, source.timezone)
     column = table.c[source.partition_column]
     probe = sa.select(column).where(column.is_not(None)).limit(1)
     row = conn.execute(probe).first()
