@@ -82,9 +82,9 @@ def _use_wal(cursor: Any) -> None:
                 return
             cursor.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if attempt == _WAL_ATTEMPTS - 1:
-                raise
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == _WAL_ATTEMPTS - 1:
+                raise  # a read-only file, say: waiting cannot help
             time.sleep(0.05 * (attempt + 1))
 
 
