@@ -198,3 +198,9 @@ def test_the_runs_failed_rows_are_in_the_state_database_of_the_location(
         text_seats_visitor,
         "value 'lots' does not fit Pendo field 'seats': expects number",
     )
+
+
+def test_no_copy_of_the_warehouse_rows_is_kept_in_dagster_storage(cli_run: CliRun) -> None:
+    storage = cli_run.location.home / "storage"
+    kept = sorted(p.relative_to(storage) for p in storage.rglob("*") if p.is_file())
+    assert [p for p in kept if p.parts[0] == "warehouse"] == []

@@ -8,6 +8,7 @@ remembers what Pendo accepted, so a later run of a partition sends only what cha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -368,14 +369,24 @@ def test_pendo_asset_metadata_accounts_for_every_row_read(
 
 
 @pytest.mark.usefixtures("visitor_rows")
-def test_warehouse_asset_reports_the_rows_of_its_day_and_a_preview(
-    materialize_sync: Any, sync_day: date
+def test_warehouse_asset_reports_the_rows_of_its_day_and_no_customer_data(
+    materialize_sync: Any, sync_day: date, tmp_path: Any
 ) -> None:
     run = materialize_sync(VISITORS, sync_day)
 
     metadata = run.metadata("warehouse")
     assert metadata["dagster/row_count"] == 4
-    preview = metadata["preview"].splitlines()
+    assert "preview" not in metadata
+    assert "@example.com" not in repr(run.result.all_events)
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_warehouse_asset_shows_a_preview_when_the_sync_asks_for_one(
+    materialize_sync: Any, sync_day: date
+) -> None:
+    run = materialize_sync(dataclasses.replace(VISITORS, preview_rows=5), sync_day)
+
+    preview = run.metadata("warehouse")["preview"].splitlines()
     assert preview[0] == "| id | plan | seats | is_trial | signup_date | email | updated_at |"
     assert [line.split(" | ")[0] for line in preview[2:]] == ["| v-1", "| v-2", "| v-3", "| v-2"]
 
@@ -779,4 +790,27 @@ def test_events_older_than_seven_days_are_sent_and_warned_about(
     assert metadata["warnings"] == (
         "- 1 event(s) are older than Pendo's 7-day processing window: Pendo accepts them but "
         "its regular jobs may not process them"
+    )
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_the_push_alone_reads_the_rows_the_warehouse_holds_now(
+    materialize_sync: Any,
+    sync_resources: Any,
+    sandbox: SandboxServer,
+    sqlite_url: str,
+    sync_day: date,
+) -> None:
+    materialize_sync(VISITORS, sync_day)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE visitors SET plan = 'enterprise' WHERE id = 'v-3'")
+    engine.dispose()
+    [_, push] = build_sync_assets(VISITORS, daily_partitions(sync_day - timedelta(days=10)))
+
+    result = dg.materialize([push], resources=sync_resources(), partition_key=sync_day.isoformat())
+
+    assert result.success
+    assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == (
+        "enterprise"
     )

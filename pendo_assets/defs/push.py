@@ -29,8 +29,9 @@ from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.state_store import StateStore
 from pendo_assets.sync.state_tables import StateDatabaseError
+from pendo_assets.sync.warehouse import WarehouseError, read_partition
 
-from .database_resources import SyncStateResource
+from .database_resources import SyncStateResource, WarehouseResource
 from .report_metadata import dry_run_metadata, failure_rate_check, report_metadata
 from .resources import PendoResource
 
@@ -38,17 +39,23 @@ from .resources import PendoResource
 def push_partition(
     context: dg.AssetExecutionContext,
     spec: SyncSpec,
-    frame: pd.DataFrame,
     options: SyncOptions,
     pendo: PendoResource,
+    warehouse: WarehouseResource,
     sync_state: SyncStateResource,
 ) -> dg.MaterializeResult:
+    """Read the partition's rows fresh from the warehouse and push them.
+
+    The rows are read after the lease is taken: a run that waited for another run of the same
+    partition pushes what the warehouse holds now, never an older copy.
+    """
     try:
         client = pendo.get_client(share_rate_limit_with=context.run.run_id)
     except PendoConfigError as error:
         raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
     try:
         if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
+            frame = _read(context, spec, warehouse)
             try:
                 report = _run(context, spec, frame, client, options, _state(spec, sync_state), None)
             except SyncAborted as aborted:
@@ -59,6 +66,7 @@ def push_partition(
             )
         with _lease(context, spec, client, options, sync_state) as lease:
             started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
+            frame = _read(context, spec, warehouse)
             try:
                 report = _run(context, spec, frame, client, options, lease.store, lease)
             except SyncAborted as aborted:
@@ -73,6 +81,21 @@ def push_partition(
         metadata=report_metadata(spec, report),
         check_results=[failure_rate_check(spec, report)],
     )
+
+
+def _read(
+    context: dg.AssetExecutionContext, spec: SyncSpec, warehouse: WarehouseResource
+) -> pd.DataFrame:
+    try:
+        return read_partition(
+            warehouse.get_engine(), spec.source, spec.columns, context.partition_key
+        )
+    except WarehouseError as error:
+        raise dg.Failure(
+            description=f"sync {spec.name!r}: cannot read the warehouse "
+            f"({warehouse.display_url}): {error}",
+            allow_retries=False,
+        ) from None
 
 
 def _failure(spec: SyncSpec, aborted: SyncAborted) -> dg.Failure:

@@ -1,6 +1,6 @@
 """The two assets of one sync: `warehouse/<name>` reads a partition, `pendo/<name>` pushes it."""
 
-from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -67,7 +67,8 @@ def _warehouse_asset(
     )
     def warehouse_rows(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
-    ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+    ) -> dg.MaterializeResult:
+        """Counts and checks the partition; keeps no copy of its rows (the push reads them)."""
         try:
             read = read_partition_counted(
                 warehouse.get_engine(), spec.source, spec.columns, context.partition_key
@@ -84,16 +85,14 @@ def _warehouse_asset(
                 f"sync {spec.name!r}: {unplaced} rows of {source} have a NULL or unusable "
                 f"`{spec.source.partition_column}` and fall in no partition: never synced"
             )
-        yield dg.Output(
-            frame,
-            metadata={
-                "dagster/row_count": len(frame),
-                # Rows of the whole source no partition reads (NULL or unusable values).
-                "rows_without_partition": unplaced,
-                "preview": dg.MetadataValue.md(frame_preview(frame)),
-            },
-        )
-        yield _ids_check(spec, frame)
+        metadata: dict[str, Any] = {
+            "dagster/row_count": len(frame),
+            # Rows of the whole source no partition reads (NULL or unusable values).
+            "rows_without_partition": unplaced,
+        }
+        if spec.preview_rows:  # opt-in: a preview copies customer data into the event log
+            metadata["preview"] = dg.MetadataValue.md(frame_preview(frame, spec.preview_rows))
+        return dg.MaterializeResult(metadata=metadata, check_results=[_ids_check(spec, frame)])
 
     return warehouse_rows
 
@@ -126,7 +125,9 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     @dg.asset(
         key=key,
         partitions_def=partitions_def,
-        ins={"frame": dg.AssetIn(key=warehouse_key(spec))},
+        # A dependency, not an input: no copy of the rows passes through Dagster's storage;
+        # the push reads them from the warehouse itself, fresh, once it holds the partition.
+        deps=[warehouse_key(spec)],
         pool=PENDO_POOL,
         retry_policy=SYNC_RETRY_POLICY,
         group_name=spec.name,
@@ -144,8 +145,8 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     def pushed(
         context: dg.AssetExecutionContext,
         config: SyncRunConfig,
-        frame: pd.DataFrame,
         pendo: PendoResource,
+        warehouse: WarehouseResource,
         sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
         options = SyncOptions(
@@ -157,7 +158,7 @@ def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             preflight=spec.is_metadata,
             lease=sync_state.lease_settings(),
         )
-        return push_partition(context, spec, frame, options, pendo, sync_state)
+        return push_partition(context, spec, options, pendo, warehouse, sync_state)
 
     return pushed
 

@@ -89,6 +89,9 @@ class SyncSpec:
     retry_base_delay_minutes: float = 30.0
     in_doubt: str = "resend"
     sensor_lookback_days: float = DEFAULT_SENSOR_LOOKBACK_DAYS
+    # Rows shown in `warehouse/<name>`'s metadata. 0 (the default): customer data stays out of
+    # Dagster's event log.
+    preview_rows: int = 0
     description: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -172,6 +175,9 @@ def spec_problems(spec: SyncSpec) -> list[str]:
     lookback = spec.sensor_lookback_days
     if isinstance(lookback, bool) or not isinstance(lookback, int | float) or not lookback >= 1:
         problems.append(f"sensor_lookback_days must be a number >= 1, got {lookback!r}")
+    preview = spec.preview_rows
+    if isinstance(preview, bool) or not isinstance(preview, int) or not 0 <= preview <= 100:
+        problems.append(f"preview_rows must be a whole number from 0 to 100, got {preview!r}")
     rate = spec.max_failure_rate
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
         problems.append(f"max_failure_rate must be a number from 0 to 1, got {rate!r}")
@@ -313,6 +319,7 @@ _SYNC_KEYS = {
     "retry",
     "in_doubt",
     "sensor_lookback_days",
+    "preview_rows",
     "description",
 }
 _RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
@@ -359,6 +366,7 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
             retry_base_delay_minutes=retry.get("base_delay_minutes", 30.0),
             in_doubt=raw.get("in_doubt", "resend"),
             sensor_lookback_days=raw.get("sensor_lookback_days", DEFAULT_SENSOR_LOOKBACK_DAYS),
+            preview_rows=raw.get("preview_rows", 0),
             description=raw.get("description"),
         )
     except SyncConfigError as exc:
