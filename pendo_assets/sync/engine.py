@@ -287,6 +287,7 @@ def _deliver_metadata(
         create=spec.mode in ("upsert", "insert"),
         max_in_flight=options.max_in_flight,
         on_accepted=remember if state else None,
+        lost=_lost(lease),
     )
 
 
@@ -302,10 +303,10 @@ def _deliver_events(
 ) -> Callable[[], DeliveryOutcome]:
     index_of = {int(p): i for i, p in enumerate(keyed.positions)}
 
-    def remember(position: int) -> None:
+    def remember(positions: list[int]) -> None:
         assert state is not None
-        i = index_of[position]
-        state.record(options.run_id, [Accepted(keyed.keys[i], keyed.hashes[i])], lease=lease)
+        accepted = [Accepted(keyed.keys[index_of[p]], keyed.hashes[index_of[p]]) for p in positions]
+        state.record(options.run_id, accepted, lease=lease)
 
     return lambda: deliver_events(
         client,
@@ -314,7 +315,15 @@ def _deliver_events(
         max_in_flight=options.max_in_flight,
         on_accepted=remember if state else None,
         in_doubt=spec.in_doubt,
+        lost=_lost(lease),
     )
+
+
+def _lost(lease: PartitionLease | None) -> Callable[[], str | None] | None:
+    """Why the run may no longer send, once its lease renewer found the lease taken over."""
+    if lease is None:
+        return None
+    return lambda: lease.lost_message() if lease.lost else None
 
 
 def _known_events(state: StateScope, keyed: Keyed) -> dict[str, Known]:

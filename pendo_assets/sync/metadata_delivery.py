@@ -58,6 +58,7 @@ def deliver_metadata(
     create: bool,
     max_in_flight: int,
     on_accepted: OnAccepted | None = None,
+    lost: Callable[[], str | None] | None = None,
 ) -> DeliveryOutcome:
     """Send the rows at `positions`; `on_accepted` hears each batch's fully accepted rows.
 
@@ -78,7 +79,7 @@ def deliver_metadata(
         pending = batch
         retried: set[int] = set()
         for group in groups:
-            if outcome.aborted or not len(pending):
+            if outcome.stop_if(lost) or not len(pending):
                 return
             records = list(prepared.records(group, pending))
             try:

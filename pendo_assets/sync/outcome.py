@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,6 +152,13 @@ class DeliveryOutcome:
             if not self.aborted:
                 self.abort_reason = reason
                 self.abort_cause = cause
+
+    def stop_if(self, lost: Callable[[], str | None] | None) -> bool:
+        """Abort when `lost` says why the run may no longer send (its lease was taken over)."""
+        why = lost() if lost is not None else None
+        if why is not None:
+            self.abort(why)
+        return self.aborted
 
     def abort_on_auth(self, error: PendoAuthError) -> None:
         self.abort(str(error), error)

@@ -179,10 +179,13 @@ class PartitionLease:
         ).rowcount
         if extended != 1:
             self.lost = True
-            raise LeaseLost(
-                f"{self.describe()}: this run's lease expired and another run took the "
-                "partition over; stopped so as not to send what that run sends"
-            )
+            raise LeaseLost(self.lost_message())
+
+    def lost_message(self) -> str:
+        return (
+            f"{self.describe()}: this run's lease expired and another run took the partition "
+            "over; stopped so as not to send what that run sends"
+        )
 
     def _renew(self) -> None:
         with self.store.write_transaction() as connection:

@@ -2,7 +2,8 @@
 
 A row is written only after Pendo confirmed the record, one transaction per batch, so a crash
 at any point leaves the state true: at worst a record Pendo accepted is not yet recorded and is
-sent again (idempotent for metadata; for events, at most the ones in flight at the crash).
+sent again (idempotent for metadata; for events, at most the ones in flight at the crash and one
+batch of acknowledgements, see `acknowledgements`).
 State is kept per destination (base URL + a fingerprint of the credential), so the same syncs
 pointed at another Pendo send everything there.
 """

@@ -31,6 +31,7 @@ from pendo_assets.client import (
     RecordResult,
 )
 
+from .acknowledgements import Acknowledgements
 from .outcome import DeliveryOutcome, brief
 from .track_rows import PreparedEvents
 
@@ -54,8 +55,9 @@ def deliver_events(
     positions: np.ndarray,
     *,
     max_in_flight: int,
-    on_accepted: Callable[[int], None] | None = None,
+    on_accepted: Callable[[list[int]], None] | None = None,
     in_doubt: str = "resend",
+    lost: Callable[[], str | None] | None = None,
     visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> DeliveryOutcome:
@@ -97,16 +99,11 @@ def deliver_events(
                 heapq.heappush(ready, (clock() + visitor_gap_seconds, next(order), visitor))
             condition.notify_all()
 
+    acks = Acknowledgements(on_accepted, outcome) if on_accepted is not None else None
+
     def remember(position: int) -> None:
-        if on_accepted is None:
-            return
-        try:
-            on_accepted(position)
-        except Exception as error:  # sent but not remembered: stop, do not go on
-            # A later run sends it again: count it with the sends that may duplicate.
-            outcome.note_in_doubt()
-            cause = brief(getattr(error, "orig", None) or error)
-            outcome.abort(f"could not record a delivered event: {cause}", error)
+        if acks is not None:
+            acks.add(position)
 
     def settle(position: int, result: RecordResult) -> int | None:
         """Fold in one answer; returns the position when it must go out again."""
@@ -130,6 +127,8 @@ def deliver_events(
             visitor, position = job
             again: int | None = None
             try:
+                if outcome.stop_if(lost):
+                    continue
                 result = client.send_track_event(prepared.event(position))
             except PendoAuthError as error:
                 outcome.abort_on_auth(error)
@@ -151,6 +150,8 @@ def deliver_events(
         thread.start()
     for thread in threads:
         thread.join()
+    if acks is not None:
+        acks.flush()
     if isinstance(outcome.abort_cause, MissingCredentialError):
         # A configuration error, as for metadata: not a failed (and retryable) delivery.
         raise outcome.abort_cause
