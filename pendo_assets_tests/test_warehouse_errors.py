@@ -18,7 +18,6 @@ from pendo_assets.sync.spec import SourceSpec
 from pendo_assets.sync.warehouse import (
     WarehouseError,
     changed_partitions,
-    count_partition,
     read_partition,
 )
 
@@ -34,7 +33,6 @@ POSTGRES_ONLY = pytest.mark.parametrize(
 # Every entry point, called the way its caller would: (engine, source) -> anything.
 READS: dict[str, Callable[[sa.Engine, SourceSpec], Any]] = {
     "read_partition": lambda engine, source: read_partition(engine, source, ["id", "ts"], DAY),
-    "count_partition": lambda engine, source: count_partition(engine, source, DAY),
     "changed_partitions": lambda engine, source: changed_partitions(engine, source, None),
 }
 EVERY_READ = pytest.mark.parametrize("read", list(READS.values()), ids=list(READS))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, DateTime, Integer, Text
 
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import count_partition, partition_window, read_partition
+from pendo_assets.sync.warehouse import partition_window, read_partition
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb
@@ -484,34 +484,3 @@ def test_a_read_only_sqlite_file_is_read(sqlite_url: str) -> None:
 
 
 # -- counting ----------------------------------------------------------------------------------
-
-
-def test_count_partition_counts_epoch_rows_in_the_day(warehouse_db: WarehouseDb) -> None:
-    people(warehouse_db)
-
-    assert count_partition(warehouse_db.engine, events(table="people"), DAY) == 3
-
-
-def test_count_partition_counts_text_rows_by_their_utc_day(warehouse_db: WarehouseDb) -> None:
-    text_events(
-        warehouse_db,
-        "2026-11-04T03:00:00+05:00",  # in
-        "2026-11-03T03:00:00+05:00",  # out
-        "2026-11-03T10:00:00Z",  # in
-        "2026-11-03 soon",  # never
-    )
-
-    assert count_partition(warehouse_db.engine, events(), DAY) == 2
-
-
-def test_count_partition_of_an_empty_table_is_zero(warehouse_db: WarehouseDb) -> None:
-    text_events(warehouse_db)
-
-    assert count_partition(warehouse_db.engine, events(), DAY) == 0
-
-
-def test_count_partition_counts_the_rows_of_a_query_source(warehouse_db: WarehouseDb) -> None:
-    people(warehouse_db)
-    source = query("SELECT id, ts FROM people WHERE name <> 'ann'")
-
-    assert count_partition(warehouse_db.engine, source, DAY) == 2

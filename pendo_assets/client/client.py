@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 
+from pendo_assets.batching import chunks
+
 from .credentials import CREDENTIALS, INTEGRATION_KEY, TRACK_EVENT_SECRET, load_credential
 from .destination import destination_id
 from .errors import MissingCredentialError, PendoRequestError
-from .metadata import MetadataBatchWriter, chunked, metadata_path
+from .metadata import MetadataBatchWriter, metadata_path
 from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
 from .rate_limit import RateLimiter, SharedRateLimiter
 from .regions import normalize_region, resolve_base_url
@@ -138,7 +140,7 @@ class PendoClient:
     ) -> list[RecordResult]:
         """Write records in batches, one after another; one result per record, in order."""
         results: list[RecordResult] = []
-        for batch in chunked(records, batch_size or self.batch_size):
+        for batch in chunks(records, batch_size or self.batch_size):
             results.extend(self.write_metadata_batch(kind, batch, group=group, create=create))
         return results
 

@@ -7,7 +7,7 @@ is pinned on its record is safe. A record counts as accepted only when a respons
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -34,20 +34,6 @@ def metadata_path(kind: str, group: str) -> str:
     if group not in METADATA_GROUPS:
         raise ValueError(f"Metadata group must be one of {METADATA_GROUPS}, got {group!r}")
     return f"/api/v1/metadata/{kind}/{group}/value"
-
-
-def chunked(records: Iterable[MetadataRecord], size: int) -> Iterator[list[MetadataRecord]]:
-    """Batches of at most `size` records, without materialising the whole input."""
-    if size < 1:
-        raise ValueError("batch size must be at least 1")
-    batch: list[MetadataRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _accepted_count(body: Any, candidates: int) -> int | None:

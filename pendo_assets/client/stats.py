@@ -33,7 +33,3 @@ class ClientStats:
             return StatsSnapshot(
                 **{f.name: getattr(self._values, f.name) for f in fields(self._values)}
             )
-
-    def reset(self) -> None:
-        with self._lock:
-            self._values = StatsSnapshot()

@@ -6,17 +6,10 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
+from pendo_assets.database_urls import masked
 from pendo_assets.sync.failure_store import FailureStore
 from pendo_assets.sync.partition_lease import LeaseSettings
 from pendo_assets.sync.state_store import StateStore, state_engine
-
-
-def masked(url: str) -> str:
-    """The URL with any password hidden, for logs, errors and the UI."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL we can parse: show nothing of it
-        return "<unparseable database URL>"
 
 
 class WarehouseResource(dg.ConfigurableResource):

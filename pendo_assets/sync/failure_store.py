@@ -8,12 +8,13 @@ is current, so a run that finishes after a newer one has recorded leaves only hi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
+
+from pendo_assets.batching import chunks
 
 from .partition_runs import claim_partition, partition_runs_table
 from .results import RowFailure
@@ -49,13 +50,6 @@ def _clip(text: str | None, length: int) -> str | None:
     return text if text is None or len(text) <= length else text[: length - 1] + "…"
 
 
-def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of at most `size` items, without materialising the whole input."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC (naive taken as UTC): SQLite drops a zone without converting the time."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -67,10 +61,6 @@ class FailureStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._ready = False
-
-    @classmethod
-    def from_url(cls, url: str) -> FailureStore:
-        return cls(sa.create_engine(url))
 
     def ensure_table(self) -> None:
         """Created, or upgraded, on first use, so a state database needs no migration step;

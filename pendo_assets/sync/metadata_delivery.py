@@ -7,6 +7,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoo
 
 import numpy as np
 
+from pendo_assets.batching import chunks
 from pendo_assets.client import FailureKind, PendoAuthError, PendoClient, RecordResult
 
 from .metadata_rows import PreparedMetadata
@@ -15,11 +16,6 @@ from .outcome import DeliveryOutcome, brief
 WorkItem = np.ndarray  # the row positions of one batch
 
 OnAccepted = Callable[[np.ndarray], None]
-
-
-def _batches(positions: np.ndarray, batch_size: int) -> Iterator[WorkItem]:
-    for start in range(0, len(positions), batch_size):
-        yield positions[start : start + batch_size]
 
 
 def run_bounded(
@@ -112,7 +108,7 @@ def deliver_metadata(
                 outcome.abort(f"could not record accepted records in sync state: {cause}", error)
 
     run_bounded(
-        _batches(positions, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
+        chunks(positions, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
     )
     outcome.finish()
     return outcome

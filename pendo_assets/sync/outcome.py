@@ -59,7 +59,6 @@ class DeliveryOutcome:
     """Thread-safe verdicts per row position: sent, failed (with why) or not sent at all."""
 
     rows: int
-    requests_per_row: int = 1  # metadata rows go in one request per group (custom, agent)
     sent: np.ndarray = field(init=False)  # bool per row
     retried: np.ndarray = field(init=False)  # bool per row
     failed: dict[int, RowFailure] = field(default_factory=dict)
@@ -75,7 +74,6 @@ class DeliveryOutcome:
     def __post_init__(self) -> None:
         self.sent = np.zeros(self.rows, dtype=bool)
         self.retried = np.zeros(self.rows, dtype=bool)
-        self._accepted = np.zeros(self.rows, dtype=np.int16)  # requests that passed, per row
 
     @property
     def aborted(self) -> bool:
@@ -89,13 +87,9 @@ class DeliveryOutcome:
             if result.retried:
                 self.retried[position] = True
             if result.ok:
-                # Sent only once every request carrying the row passed: a row whose custom
-                # values went but whose agent request never ran (the sync stopped) is not sent.
-                self._accepted[position] += 1
-                self.sent[position] = (
-                    self._accepted[position] >= self.requests_per_row
-                    and position not in self.failed
-                )
+                # Metadata delivery reports a row once every request carrying it passed, so
+                # one accepted result is the whole row.
+                self.sent[position] = position not in self.failed
             else:
                 self.sent[position] = False
                 self.failed.setdefault(

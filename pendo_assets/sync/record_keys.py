@@ -21,11 +21,6 @@ def digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def payload_hash(payload: Any) -> str:
-    """The hash of a payload as Pendo would receive it."""
-    return digest(canonical_json(payload))
-
-
 def event_key(body: dict[str, Any]) -> str:
     """An event without an id column is who did what when: visitor, account, event, timestamp.
 

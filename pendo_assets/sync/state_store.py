@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .failure_store import chunks
+from pendo_assets.batching import chunks
+
 from .failure_store import metadata as shared_metadata
 from .state_tables import (
     check_dialect,

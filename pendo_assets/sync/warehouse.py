@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from pendo_assets.database_urls import masked
+
 from .boolean_spellings import SpelledBoolean
 from .partition_kinds import (
     EPOCH_LIMIT,
@@ -50,7 +52,6 @@ __all__ = [
     "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
-    "count_partition",
     "partition_window",
     "read_partition",
     "read_partition_counted",
@@ -170,29 +171,6 @@ def _count_unplaced(
         )
     counting = sa.select(sa.func.count()).select_from(table).where(condition)
     return int(conn.execute(counting).scalar_one())
-
-
-def count_partition(engine: sa.Engine, source: SourceSpec, partition_key: str) -> int:
-    """How many rows ``read_partition`` would return for the day, without fetching them.
-
-    Counted by the warehouse; for a text column only the partition column of the narrowed
-    candidates is fetched, and counted once parsed.
-    """
-    start, end = partition_window(partition_key)
-    needed = [source.partition_column]
-    table = _selectable(source, needed)
-    column = table.c[source.partition_column]
-    with _reading(engine, source, needed) as conn:
-        kind = _partition_kind(conn, source, table)
-        if kind is None:
-            return 0
-        condition = kind.day_filter(column, start, end)
-        if not kind.approximate_in_sql:
-            counting = sa.select(sa.func.count()).select_from(table).where(condition)
-            return int(conn.execute(counting).scalar_one())
-        values = conn.execute(sa.select(column).where(condition)).scalars().all()
-    instants = kind.instants(values)
-    return int(((instants >= start) & (instants < end)).sum())
 
 
 @dataclass(frozen=True)
@@ -379,7 +357,7 @@ def _reading(
         conn = engine.connect()
     except sa.exc.DBAPIError as exc:
         raise WarehouseError(
-            f"cannot connect to the warehouse {_url(engine)} to read {_describe(source)}: "
+            f"cannot connect to the warehouse {masked(engine.url)} to read {_describe(source)}: "
             f"{_reason(exc, engine)}"
         ) from exc
     with conn:  # closing rolls back: nothing is ever committed
@@ -410,7 +388,7 @@ def _diagnosis(
     if problem is None:
         problem = (
             f"cannot read {_describe(source)} (partition column {source.partition_column!r}) "
-            f"from {_url(engine)}: {_reason(failure, engine)}"
+            f"from {masked(engine.url)}: {_reason(failure, engine)}"
         )
     return WarehouseError(problem)
 
@@ -423,7 +401,7 @@ def _table_problem(
     if not inspector.has_table(name, schema=schema):
         there = sorted(inspector.get_table_names(schema) + inspector.get_view_names(schema))
         listing = f"; tables there: {_listing(there)}" if there else ""
-        return f"{_describe(source)} not found in the warehouse {_url(engine)}{listing}"
+        return f"{_describe(source)} not found in the warehouse {masked(engine.url)}{listing}"
     available = [column["name"] for column in inspector.get_columns(name, schema=schema)]
     return _missing_columns(source, needed, available)
 
@@ -453,10 +431,6 @@ def _describe(source: SourceSpec) -> str:
     if source.table:
         return f"table {source.table!r}"
     return f"query {_short(' '.join((source.query or '').split()), 120)!r}"
-
-
-def _url(engine: sa.Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
 
 
 def _reason(exc: sa.exc.DBAPIError, engine: sa.Engine) -> str:
