@@ -142,3 +142,35 @@ def test_asking_about_no_partitions_finds_none(instance: dg.DagsterInstance) -> 
     add_run(instance, dg.DagsterRunStatus.STARTED)
 
     assert in_flight(instance) == set()
+
+
+def test_every_run_of_a_sync_job_for_a_partition_carries_the_sync_partition_tag() -> None:
+    """Launchpad runs and `dagster job backfill` runs take their tags from the job's
+    partitioned config, so the queue rule applies to them as to the schedule's."""
+    from datetime import date
+
+    from pendo_assets.defs.database_resources import SyncStateResource, WarehouseResource
+    from pendo_assets.defs.factory import build_pendo_definitions
+    from pendo_assets.defs.resources import PendoResource
+    from pendo_assets.sync.spec import SourceSpec, SyncSpec
+
+    spec = SyncSpec(
+        name="accounts",
+        object_type="account_metadata",
+        source=SourceSpec(partition_column="updated_at", table="accounts"),
+        mapping={"id": "accountId", "name": "name"},
+    )
+    resources = {
+        "pendo": PendoResource(),
+        "warehouse": WarehouseResource(url="sqlite://"),
+        "sync_state": SyncStateResource(url="sqlite://"),
+    }
+    defs = build_pendo_definitions([spec], start_date=date(2026, 11, 1), resources=resources)
+    config = defs.resolve_job_def("accounts_sync").partitioned_config
+
+    assert config is not None
+    assert config.get_tags_for_partition_key("2026-11-20") == {
+        "pendo_assets/sync_partition": "accounts:2026-11-20",
+        "dagster/partition": "2026-11-20",
+    }
+    assert config.get_run_config_for_partition_key("2026-11-20") == {}

@@ -25,11 +25,25 @@ def job_name(spec: SyncSpec) -> str:
     return f"{spec.name}_sync"
 
 
-def build_job(spec: SyncSpec) -> "UnresolvedAssetJobDefinition":
-    """Both assets of the sync; partitioning comes from them."""
+def build_job(
+    spec: SyncSpec, partitions_def: dg.PartitionsDefinition | None = None
+) -> "UnresolvedAssetJobDefinition":
+    """Both assets of the sync. With `partitions_def`, every run of the job for a partition
+    (schedule, sensors, `dagster job backfill`, the Launchpad) carries the sync-partition tag,
+    so the run queue's rule keeps two runs of one sync partition apart."""
+    config = (
+        dg.PartitionedConfig(
+            partitions_def=partitions_def,
+            run_config_for_partition_key_fn=lambda _key: {},
+            tags_for_partition_key_fn=lambda key: sync_partition_tags(spec.name, key),
+        )
+        if partitions_def is not None
+        else None
+    )
     return dg.define_asset_job(
         name=job_name(spec),
         selection=dg.AssetSelection.assets(warehouse_key(spec), pendo_key(spec)),
+        config=config,
         description=f"Read one day of `{spec.name}` from the warehouse and push it to Pendo.",
     )
 

@@ -54,7 +54,7 @@ def build_pendo_definitions(
     sensors: list[dg.SensorDefinition] = []
     for spec in specs:
         assets += build_sync_assets(spec, partitions_def)
-        job = build_job(spec)
+        job = build_job(spec, partitions_def)
         jobs.append(job)
         schedules.append(build_schedule(spec, job, partitions_def))
         sensors.append(build_change_sensor(spec, job, partitions_def))
