@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,9 +154,7 @@ def _run_sync(
             else Decision(send=prepared_md.sendable, new=set(map(int, prepared_md.sendable)))
         )
         if options.preflight and len(decision.send):
-            decision.send = _preflight(
-                spec, client, prepared_md, decision, report, partition_key, requests_before
-            )
+            decision.send = _preflight(spec, client, prepared_md, decision, report, requests_before)
         send = _deliver_metadata(spec, client, prepared_md, decision, keyed, options, state, lease)
     else:
         now_ms = options.now_ms if options.now_ms is not None else int(time.time() * 1000)
@@ -209,13 +207,8 @@ def _run_sync(
     report.duration_seconds = time.perf_counter() - started
     report.check_invariant()
     if outcome.aborted:
-        raise SyncAborted(
-            f"sync {spec.name!r} partition {partition_key} stopped: {outcome.abort_reason} "
-            f"({report.sent} sent, {report.failed} failed, {report.skipped} skipped "
-            f"of {report.rows} rows)",
-            report=report,
-            retryable=not isinstance(outcome.abort_cause, PendoAuthError),
-        )
+        retryable = not isinstance(outcome.abort_cause, PendoAuthError)
+        raise _stopped(spec, report, f"stopped: {outcome.abort_reason}", retryable=retryable)
     return report
 
 
@@ -225,7 +218,6 @@ def _preflight(
     prepared: PreparedMetadata,
     decision: Decision,
     report: SyncReport,
-    partition_key: str | None,
     requests_before: int,
 ) -> np.ndarray:
     """Read Pendo's schema once: missing fields or a refused key stop the sync before any row.
@@ -246,8 +238,13 @@ def _preflight(
     report.requests = client.stats_snapshot().requests - requests_before
     report.check_invariant()
     retryable = isinstance(problem, PendoUnavailableError | PendoRequestError)
-    raise SyncAborted(
-        f"sync {spec.name!r} partition {partition_key} stopped before sending: {problem} "
+    raise _stopped(spec, report, f"stopped before sending: {problem}", retryable=retryable)
+
+
+def _stopped(spec: SyncSpec, report: SyncReport, what: str, *, retryable: bool) -> SyncAborted:
+    """The stop of a sync, with what became of every row in its message."""
+    return SyncAborted(
+        f"sync {spec.name!r} partition {report.partition_key} {what} "
         f"({report.sent} sent, {report.failed} failed, {report.skipped} skipped "
         f"of {report.rows} rows)",
         report=report,
@@ -257,6 +254,30 @@ def _preflight(
 
 def _unkeyed(positions: np.ndarray) -> Keyed:
     return Keyed(positions, [], [], [])
+
+
+def _recorder(
+    keyed: Keyed,
+    options: SyncOptions,
+    state: StateScope | None,
+    lease: PartitionLease | None,
+    *,
+    with_payloads: bool,
+) -> Callable[[Iterable[int]], None] | None:
+    """What delivery calls with the positions Pendo accepted: one state write for them all."""
+    if state is None:
+        return None
+    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
+
+    def record(positions: Iterable[int]) -> None:
+        accepted = []
+        for position in positions:
+            i = index_of[int(position)]
+            payload = keyed.payloads[i] if with_payloads else None
+            accepted.append(Accepted(keyed.keys[i], keyed.hashes[i], payload))
+        state.record(options.run_id, accepted, lease=lease)
+
+    return record
 
 
 def _deliver_metadata(
@@ -269,16 +290,6 @@ def _deliver_metadata(
     state: StateScope | None,
     lease: PartitionLease | None,
 ) -> Callable[[], DeliveryOutcome]:
-    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
-
-    def remember(positions: np.ndarray) -> None:
-        assert state is not None
-        accepted = []
-        for position in positions:
-            i = index_of[int(position)]
-            accepted.append(Accepted(keyed.keys[i], keyed.hashes[i], keyed.payloads[i]))
-        state.record(options.run_id, accepted, lease=lease)
-
     return lambda: deliver_metadata(
         client,
         prepared,
@@ -286,7 +297,7 @@ def _deliver_metadata(
         kind=spec.metadata_kind,
         create=spec.mode in ("upsert", "insert"),
         max_in_flight=options.max_in_flight,
-        on_accepted=remember if state else None,
+        on_accepted=_recorder(keyed, options, state, lease, with_payloads=True),
         lost=_lost(lease),
     )
 
@@ -301,19 +312,12 @@ def _deliver_events(
     state: StateScope | None,
     lease: PartitionLease | None,
 ) -> Callable[[], DeliveryOutcome]:
-    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
-
-    def remember(positions: list[int]) -> None:
-        assert state is not None
-        accepted = [Accepted(keyed.keys[index_of[p]], keyed.hashes[index_of[p]]) for p in positions]
-        state.record(options.run_id, accepted, lease=lease)
-
     return lambda: deliver_events(
         client,
         prepared,
         decision.send,
         max_in_flight=options.max_in_flight,
-        on_accepted=remember if state else None,
+        on_accepted=_recorder(keyed, options, state, lease, with_payloads=False),
         in_doubt=spec.in_doubt,
         lost=_lost(lease),
     )
