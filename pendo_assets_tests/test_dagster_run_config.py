@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
@@ -121,7 +121,9 @@ def test_failures_of_an_earlier_attempt_of_the_same_run_are_resolved(state_url: 
 
     store = FailureStore(sa.create_engine(state_url, poolclass=sa.NullPool))
     failure = RowFailure(0, "v-1", "not sent: Pendo unreachable")
-    store.record(sync_name="plans", partition_key="P", run_id="run-1", failures=[failure])
-    # The step's retry (same run id) starts by resolving what earlier attempts recorded.
-    assert store.resolve_earlier(sync_name="plans", partition_key="P") == 1
+    started = datetime(2026, 11, 2, tzinfo=UTC)
+    attempt = {"sync_name": "plans", "partition_key": "P", "run_id": "run-1"}
+    store.record_run(**attempt, run_started_at=started, failures=[failure])
+    # The step's retry (same run id) records its own result, which resolves the earlier one.
+    store.record_run(**attempt, run_started_at=started, failures=[])
     assert [row["resolved_at"] is not None for row in store.query(run_id="run-1")] == [True]

@@ -72,10 +72,11 @@ def test_the_table_is_created_on_first_use(engine: sa.Engine) -> None:
 
 def test_failures_are_recorded_and_read_back_exactly(engine: sa.Engine) -> None:
     store = FailureStore(engine)
-    written = store.record(
+    written = store.record_run(
         sync_name="visitors",
         partition_key="2026-11-02",
         run_id="run-1",
+        run_started_at=WHEN,
         failures=[
             RowFailure(1, None, "visitorId identifier is missing or empty", field="visitorId"),
             RowFailure(4, "v-4", "rejected by Pendo: field 'seats' expects number, got string"),
@@ -130,10 +131,11 @@ def test_queries_filter_by_sync_partition_and_run(engine: sa.Engine) -> None:
         ("events", "2026-11-02", "run-2"),
         ("events", None, "run-3"),
     ]:
-        store.record(
+        store.record_run(
             sync_name=sync_name,
             partition_key=partition,
             run_id=run,
+            run_started_at=WHEN,
             failures=[RowFailure(0, f"{sync_name}/{partition}", "bad")],
             when=WHEN,
         )
@@ -156,7 +158,13 @@ def test_queries_filter_by_sync_partition_and_run(engine: sa.Engine) -> None:
 def test_failed_at_defaults_to_now_in_utc(engine: sa.Engine) -> None:
     store = FailureStore(engine)
     before = datetime.now(UTC)
-    store.record(sync_name="s", partition_key=None, run_id="r", failures=[RowFailure(0, "x", "y")])
+    store.record_run(
+        sync_name="s",
+        partition_key=None,
+        run_id="r",
+        run_started_at=before,
+        failures=[RowFailure(0, "x", "y")],
+    )
     [row] = stored(store)
     assert before <= row["failed_at"] <= datetime.now(UTC)
 
@@ -179,8 +187,13 @@ def test_twelve_thousand_failures_go_in_chunks_of_five_thousand_in_one_transacti
         commits.append(True)
 
     failures = (RowFailure(i, f"v-{i}", f"reason {i}") for i in range(12_000))
-    written = store.record(
-        sync_name="events", partition_key="2026-11-02", run_id="big", failures=failures, when=WHEN
+    written = store.record_run(
+        sync_name="events",
+        partition_key="2026-11-02",
+        run_id="big",
+        run_started_at=WHEN,
+        failures=failures,
+        when=WHEN,
     )
     assert written == 12_000
     assert inserts == [5000, 5000, 2000]
@@ -200,10 +213,11 @@ def test_a_field_longer_than_the_column_is_clipped_not_refused(engine: sa.Engine
     # a bad event property name from the data becomes the failure's field, whatever its length
     store = FailureStore(engine)
     name = "p" * 250
-    store.record(
+    store.record_run(
         sync_name="events",
         partition_key="2026-11-02",
         run_id="r",
+        run_started_at=WHEN,
         failures=[RowFailure(0, "v-1", f"event property name {name!r} is too long", field=name)],
         when=WHEN,
     )

@@ -9,7 +9,9 @@ from pydantic import Field, PrivateAttr
 from pendo_assets.database_urls import masked
 from pendo_assets.sync.failure_store import FailureStore
 from pendo_assets.sync.partition_lease import LeaseSettings
+from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.state_store import StateStore, state_engine
+from pendo_assets.sync.warehouse import PartitionRead, WarehouseError, read_partition_counted
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -26,6 +28,22 @@ class WarehouseResource(dg.ConfigurableResource):
         if self._engine is None:
             self._engine = sa.create_engine(self.url, pool_pre_ping=True)
         return self._engine
+
+    def read_partition(
+        self, spec: SyncSpec, partition_key: str, *, count: bool = False
+    ) -> PartitionRead:
+        """The sync's rows of one partition; a warehouse that cannot be read fails the step
+        with the sync, the masked URL and the reason (no retry helps a missing table)."""
+        try:
+            return read_partition_counted(
+                self.get_engine(), spec.source, spec.columns, partition_key, count=count
+            )
+        except WarehouseError as error:
+            raise dg.Failure(
+                description=f"sync {spec.name!r}: cannot read the warehouse "
+                f"({self.display_url}): {error}",
+                allow_retries=False,
+            ) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

@@ -29,7 +29,6 @@ from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.state_store import StateStore
 from pendo_assets.sync.state_tables import StateDatabaseError
-from pendo_assets.sync.warehouse import WarehouseError, read_partition
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .report_metadata import dry_run_metadata, failure_rate_check, report_metadata
@@ -55,7 +54,7 @@ def push_partition(
         raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
     try:
         if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
-            frame = _read(context, spec, warehouse)
+            frame = warehouse.read_partition(spec, context.partition_key).frame
             try:
                 report = _run(context, spec, frame, client, options, _state(spec, sync_state), None)
             except SyncAborted as aborted:
@@ -66,7 +65,7 @@ def push_partition(
             )
         with _lease(context, spec, client, options, sync_state) as lease:
             started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
-            frame = _read(context, spec, warehouse)
+            frame = warehouse.read_partition(spec, context.partition_key).frame
             try:
                 report = _run(context, spec, frame, client, options, lease.store, lease)
             except SyncAborted as aborted:
@@ -81,21 +80,6 @@ def push_partition(
         metadata=report_metadata(spec, report),
         check_results=[failure_rate_check(spec, report)],
     )
-
-
-def _read(
-    context: dg.AssetExecutionContext, spec: SyncSpec, warehouse: WarehouseResource
-) -> pd.DataFrame:
-    try:
-        return read_partition(
-            warehouse.get_engine(), spec.source, spec.columns, context.partition_key
-        )
-    except WarehouseError as error:
-        raise dg.Failure(
-            description=f"sync {spec.name!r}: cannot read the warehouse "
-            f"({warehouse.display_url}): {error}",
-            allow_retries=False,
-        ) from None
 
 
 def _failure(spec: SyncSpec, aborted: SyncAborted) -> dg.Failure:

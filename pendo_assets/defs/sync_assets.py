@@ -9,7 +9,6 @@ from pydantic import Field
 from pendo_assets.sync.convert import to_identifiers
 from pendo_assets.sync.engine import SyncOptions
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.warehouse import WarehouseError, read_partition_counted
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .markdown import frame_preview
@@ -69,16 +68,7 @@ def _warehouse_asset(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         """Counts and checks the partition; keeps no copy of its rows (the push reads them)."""
-        try:
-            read = read_partition_counted(
-                warehouse.get_engine(), spec.source, spec.columns, context.partition_key
-            )
-        except WarehouseError as error:
-            raise dg.Failure(
-                description=f"sync {spec.name!r}: cannot read the warehouse "
-                f"({warehouse.display_url}): {error}",
-                allow_retries=False,
-            ) from None
+        read = warehouse.read_partition(spec, context.partition_key, count=True)
         frame, unplaced = read.frame, read.rows_without_partition or 0
         if unplaced:
             context.log.warning(

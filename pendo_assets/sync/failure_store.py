@@ -112,31 +112,6 @@ class FailureStore:
                 resolved_at=None if current else now,
             )
 
-    def record(
-        self,
-        *,
-        sync_name: str,
-        partition_key: str | None,
-        run_id: str,
-        failures: Iterable[RowFailure],
-        when: datetime | None = None,
-    ) -> int:
-        """Insert the failures, unresolved, in one transaction; return how many were written.
-
-        Superseded by `record_run`, which also resolves earlier failures in the same transaction.
-        """
-        self.ensure_table()
-        with self.engine.begin() as connection:
-            return _insert(
-                connection,
-                sync_name=sync_name,
-                partition_key=partition_key,
-                run_id=run_id,
-                failures=failures,
-                failed_at=as_utc(when or datetime.now(UTC)),
-                resolved_at=None,
-            )
-
     def query(
         self,
         *,
@@ -156,22 +131,6 @@ class FailureStore:
                 statement = statement.where(column == value)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
-
-    def resolve_earlier(
-        self,
-        *,
-        sync_name: str,
-        partition_key: str | None,
-        when: datetime | None = None,
-    ) -> int:
-        """Mark every failure recorded so far for this partition resolved; returns how many.
-
-        Superseded by `record_run`, which does this and the insert in one transaction.
-        """
-        self.ensure_table()
-        statement = _resolve(sync_name, partition_key, as_utc(when or datetime.now(UTC)))
-        with self.engine.begin() as connection:
-            return connection.execute(statement).rowcount
 
     def unresolved_partitions(
         self, sync_name: str, *, retryable_only: bool = True
