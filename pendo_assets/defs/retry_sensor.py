@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
         UnresolvedAssetJobDefinition,
     )
 
+from pendo_assets.sync.failure_store import as_utc
 from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import SyncStateResource
@@ -186,7 +187,7 @@ def _evaluate(
     # Failures without a partition cannot be re-run by partition; the sync's assets all have one.
     partitions = sorted((k, v) for k, v in unresolved.items() if k is not None)
     for partition, (count, latest_failed_at) in partitions:
-        latest = _as_utc(latest_failed_at)
+        latest = as_utc(latest_failed_at)
         entry = previous.get(partition, PartitionRetries())
         if entry.gave_up and entry.failed_at is not None and latest > entry.failed_at:
             # A later run failed again: a new round of failures, from attempt 1.
@@ -269,14 +270,9 @@ def _skip_message(
     return "; ".join(parts)
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite returns the stored UTC times without a zone; PostgreSQL returns them with one."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _parse(text: Any) -> datetime | None:
-    return None if text is None else _as_utc(datetime.fromisoformat(str(text)))
+    return None if text is None else as_utc(datetime.fromisoformat(str(text)))

@@ -23,7 +23,7 @@ from .boolean_spellings import parse_boolean
 from .convert import Converted, to_epoch_ms
 from .metadata_rows import PreparedMetadata
 from .results import RowFailure
-from .scalar_values import decimal_scalar
+from .scalar_values import decimal_scalar, short_repr
 from .spec import SyncSpec
 
 
@@ -140,15 +140,10 @@ def apply_schema(
                 prepared.failures[p] = RowFailure(
                     p,
                     prepared.ids[p],
-                    f"value {_short(values[p])} does not fit Pendo field {target!r}: "
+                    f"value {short_repr(values[p], 60)} does not fit Pendo field {target!r}: "
                     f"{converted.reason_at(p)}",
                     field=target,
                 )
                 sendable[p] = False
             columns[name] = converted.values
     return np.flatnonzero(sendable)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

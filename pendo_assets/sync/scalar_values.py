@@ -73,7 +73,7 @@ def json_scalar(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, time):
         return value.isoformat(), None
     if isinstance(value, NotABoolean):
-        return None, f"value {_short(value.value)} {NOT_BOOLEAN}"
+        return None, f"value {short_repr(value.value)} {NOT_BOOLEAN}"
     if isinstance(value, bytes | bytearray | memoryview):
         return None, "value is bytes, which have no JSON form (cast them to text in the query)"
     return None, not_scalar(type(value).__name__)
@@ -121,6 +121,7 @@ def iso_duration(micros: int) -> str:
     return f"{sign}P{date_part}" + (f"T{clock}" if clock else "")
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any, limit: int = 40) -> str:
+    """A value as it may appear in a failure reason: its repr, cut to `limit` characters."""
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
