@@ -543,3 +543,25 @@ def test_an_internal_error_while_sending_still_accounts_for_every_row(
         "RuntimeError: a bug below the client"
         for f in report.failures
     )
+
+
+def test_three_lost_answers_in_a_row_stop_the_sync_as_pendo_unreachable(
+    sandbox: SandboxServer, client: PendoClient, state: StateStore
+) -> None:
+    lost_answers(sandbox, 3)
+
+    with pytest.raises(SyncAborted) as aborted:
+        run_sync(
+            events(),
+            event_frame(10),
+            client,
+            partition_key=PARTITION,
+            options=SyncOptions(max_in_flight=1, now_ms=NOW_MS),
+            state=state,
+        )
+
+    report = aborted.value.report
+    assert "Pendo unreachable: 3 requests in a row lost their answer" in str(aborted.value)
+    assert report.in_doubt == 3
+    assert report.rows == report.sent + report.failed + report.skipped
+    assert len(sandbox.state(requests=False)["events"]) == 3  # Pendo kept what it got
