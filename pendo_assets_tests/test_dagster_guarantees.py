@@ -18,7 +18,7 @@ from sqlalchemy import Column, DateTime, Text
 from pendo_assets.defs.database_resources import SyncStateResource
 from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets_tests.conftest import SyncMaterialization
+from pendo_assets_tests.conftest import SyncMaterialization, require_duckdb
 
 EVENTS = SyncSpec(
     name="events_to_pendo",
@@ -312,3 +312,24 @@ def test_a_state_database_that_takes_no_writes_is_refused_before_anything_is_sen
     assert "cannot write the sync state database" in description
     assert "nothing was sent" in description
     assert [r for r in sandbox.state()["requests"] if r["path"] == CUSTOM] == []
+
+
+def test_a_state_database_of_an_unsupported_kind_is_refused_before_anything_is_sent(
+    sandbox: SandboxServer,
+    sync_resources: Any,
+    materialize_sync: Any,
+    sqlite_url: str,
+    sync_day: date,
+    tmp_path: Any,
+) -> None:
+    require_duckdb()
+    visitors_table(sqlite_url, sync_day, ["v-1"])
+    resources = sync_resources()
+    resources["sync_state"] = SyncStateResource(url=f"duckdb:///{tmp_path / 'state.duckdb'}")
+
+    run = materialize_sync(VISITORS, sync_day, resources=resources)
+
+    assert not run.result.success
+    description = run.step_failure("pendo").user_failure_data.description
+    assert "the sync state database must be SQLite or PostgreSQL, not duckdb" in description
+    assert sandbox.state()["requests"] == []
