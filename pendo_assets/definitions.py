@@ -13,6 +13,7 @@ from pendo_assets.defs.environment import state_url, syncs_file, warehouse_url
 from pendo_assets.defs.factory import build_pendo_definitions
 from pendo_assets.defs.resources import pendo_resource_from_env
 from pendo_assets.sync.spec import load_syncs_file
+from pendo_assets.sync.warehouse import DEFAULT_CHUNK_ROWS
 
 
 def _url(variable: str, default: str) -> str:
@@ -25,7 +26,10 @@ defs = build_pendo_definitions(
     load_syncs_file(syncs_file()),
     resources={
         "pendo": pendo_resource_from_env(),
-        "warehouse": WarehouseResource(url=_url("PENDO_WAREHOUSE_URL", warehouse_url())),
+        "warehouse": WarehouseResource(
+            url=_url("PENDO_WAREHOUSE_URL", warehouse_url()),
+            chunk_rows=int(os.environ.get("PENDO_CHUNK_ROWS") or DEFAULT_CHUNK_ROWS),
+        ),
         "sync_state": SyncStateResource(
             url=_url("PENDO_STATE_URL", state_url()),
             lease_ttl_seconds=float(os.environ.get("PENDO_LEASE_TTL_SECONDS") or 120),

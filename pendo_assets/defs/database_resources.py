@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
+import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
@@ -11,13 +14,24 @@ from pendo_assets.sync.failure_store import FailureStore
 from pendo_assets.sync.partition_lease import LeaseSettings
 from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.state_store import StateStore, state_engine
-from pendo_assets.sync.warehouse import PartitionRead, WarehouseError, read_partition_counted
+from pendo_assets.sync.warehouse import (
+    DEFAULT_CHUNK_ROWS,
+    WarehouseError,
+    count_rows_without_partition,
+    stream_partition,
+)
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse, read-only: sync assets only ever SELECT from it."""
 
     url: str = Field(repr=False, description="SQLAlchemy URL of the warehouse.")
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        gt=0,
+        description="Rows read, prepared and sent at a time: a sync's memory is bounded by a "
+        "few chunks, whatever the size of the partition.",
+    )
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
     @property
@@ -29,21 +43,37 @@ class WarehouseResource(dg.ConfigurableResource):
             self._engine = sa.create_engine(self.url, pool_pre_ping=True)
         return self._engine
 
-    def read_partition(
-        self, spec: SyncSpec, partition_key: str, *, count: bool = False
-    ) -> PartitionRead:
-        """The sync's rows of one partition; a warehouse that cannot be read fails the step
-        with the sync, the masked URL and the reason (no retry helps a missing table)."""
+    def stream_partition(self, spec: SyncSpec, partition_key: str) -> Iterator[pd.DataFrame]:
+        """The sync's rows of one partition, chunk by chunk; metadata rows grouped by id, so
+        the last row of an id in the partition wins whatever the chunk size.
+
+        A warehouse that cannot be read fails the step with the sync, the masked URL and the
+        reason (no retry helps a missing table), when it is read.
+        """
+        group_by = spec.id_column if spec.is_metadata else None
+        chunks = stream_partition(
+            self.get_engine(),
+            spec.source,
+            spec.columns,
+            partition_key,
+            chunk_rows=self.chunk_rows,
+            group_by=group_by,
+        )
+        return chunks
+
+    def unreadable(self, spec: SyncSpec, error: WarehouseError) -> dg.Failure:
+        return dg.Failure(
+            description=f"sync {spec.name!r}: cannot read the warehouse "
+            f"({self.display_url}): {error}",
+            allow_retries=False,
+        )
+
+    def rows_without_partition(self, spec: SyncSpec) -> int:
+        """Rows of the whole source that no partition reads (NULL or unusable values)."""
         try:
-            return read_partition_counted(
-                self.get_engine(), spec.source, spec.columns, partition_key, count=count
-            )
+            return count_rows_without_partition(self.get_engine(), spec.source)
         except WarehouseError as error:
-            raise dg.Failure(
-                description=f"sync {spec.name!r}: cannot read the warehouse "
-                f"({self.display_url}): {error}",
-                allow_retries=False,
-            ) from None
+            raise self.unreadable(spec, error) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

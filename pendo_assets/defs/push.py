@@ -7,6 +7,7 @@ waits and then sees this run's state and failures, never sends what this run sen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -29,6 +30,7 @@ from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SyncSpec
 from pendo_assets.sync.state_store import StateStore
 from pendo_assets.sync.state_tables import StateDatabaseError
+from pendo_assets.sync.warehouse import WarehouseError
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .report_metadata import dry_run_metadata, failure_rate_check, report_metadata
@@ -43,7 +45,7 @@ def push_partition(
     warehouse: WarehouseResource,
     sync_state: SyncStateResource,
 ) -> dg.MaterializeResult:
-    """Read the partition's rows fresh from the warehouse and push them.
+    """Stream the partition's rows fresh from the warehouse and push them, chunk by chunk.
 
     The rows are read after the lease is taken: a run that waited for another run of the same
     partition pushes what the warehouse holds now, never an older copy.
@@ -54,9 +56,10 @@ def push_partition(
         raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
     try:
         if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
-            frame = warehouse.read_partition(spec, context.partition_key).frame
+            rows = warehouse.stream_partition(spec, context.partition_key)
             try:
-                report = _run(context, spec, frame, client, options, _state(spec, sync_state), None)
+                state = _state(spec, sync_state)
+                report = _run(context, spec, rows, warehouse, client, options, state, None)
             except SyncAborted as aborted:
                 raise _failure(spec, aborted) from None
             return dg.MaterializeResult(
@@ -65,9 +68,9 @@ def push_partition(
             )
         with _lease(context, spec, client, options, sync_state) as lease:
             started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
-            frame = warehouse.read_partition(spec, context.partition_key).frame
+            rows = warehouse.stream_partition(spec, context.partition_key)
             try:
-                report = _run(context, spec, frame, client, options, lease.store, lease)
+                report = _run(context, spec, rows, warehouse, client, options, lease.store, lease)
             except SyncAborted as aborted:
                 _record(sync_state, spec, context, aborted.report, started)
                 raise _failure(spec, aborted) from None
@@ -138,7 +141,8 @@ def _lease(
 def _run(
     context: dg.AssetExecutionContext,
     spec: SyncSpec,
-    frame: pd.DataFrame,
+    rows: Iterator[pd.DataFrame],
+    warehouse: WarehouseResource,
     client: PendoClient,
     options: SyncOptions,
     state: StateStore,
@@ -147,7 +151,7 @@ def _run(
     try:
         return run_sync(
             spec,
-            frame,
+            rows,
             client,
             partition_key=context.partition_key,
             options=options,
@@ -160,6 +164,8 @@ def _run(
         raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
     except (PendoUnavailableError, PendoRequestError) as error:
         raise dg.Failure(description=f"sync {spec.name!r}: {error}") from None
+    except WarehouseError as error:  # before any row was read: nothing happened
+        raise warehouse.unreadable(spec, error) from None
 
 
 def _record(

@@ -9,6 +9,7 @@ from pydantic import Field
 from pendo_assets.sync.convert import to_identifiers
 from pendo_assets.sync.engine import SyncOptions
 from pendo_assets.sync.spec import SyncSpec
+from pendo_assets.sync.warehouse import WarehouseError
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .markdown import frame_preview
@@ -67,29 +68,41 @@ def _warehouse_asset(
     def warehouse_rows(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        """Counts and checks the partition; keeps no copy of its rows (the push reads them)."""
-        read = warehouse.read_partition(spec, context.partition_key, count=True)
-        frame, unplaced = read.frame, read.rows_without_partition or 0
+        """Counts and checks the partition, chunk by chunk; keeps no copy of its rows (the push
+        reads them)."""
+        rows = missing = 0
+        preview: pd.DataFrame | None = None
+        try:
+            for chunk in warehouse.stream_partition(spec, context.partition_key):
+                rows += len(chunk)
+                missing += int(to_identifiers(chunk[spec.id_column]).invalid.sum())
+                if preview is None and spec.preview_rows:
+                    preview = chunk.head(spec.preview_rows)
+        except WarehouseError as error:
+            raise warehouse.unreadable(spec, error) from None
+        unplaced = warehouse.rows_without_partition(spec)
         if unplaced:
             context.log.warning(
                 f"sync {spec.name!r}: {unplaced} rows of {source} have a NULL or unusable "
                 f"`{spec.source.partition_column}` and fall in no partition: never synced"
             )
         metadata: dict[str, Any] = {
-            "dagster/row_count": len(frame),
+            "dagster/row_count": rows,
             # Rows of the whole source no partition reads (NULL or unusable values).
             "rows_without_partition": unplaced,
         }
         if spec.preview_rows:  # opt-in: a preview copies customer data into the event log
-            metadata["preview"] = dg.MetadataValue.md(frame_preview(frame, spec.preview_rows))
-        return dg.MaterializeResult(metadata=metadata, check_results=[_ids_check(spec, frame)])
+            shown = preview if preview is not None else pd.DataFrame(columns=spec.columns)
+            metadata["preview"] = dg.MetadataValue.md(frame_preview(shown, spec.preview_rows))
+        return dg.MaterializeResult(
+            metadata=metadata, check_results=[_ids_check(spec, rows, missing)]
+        )
 
     return warehouse_rows
 
 
-def _ids_check(spec: SyncSpec, frame: pd.DataFrame) -> dg.AssetCheckResult:
-    missing = int(to_identifiers(frame[spec.id_column]).invalid.sum()) if len(frame) else 0
-    share = missing / len(frame) if len(frame) else 0.0
+def _ids_check(spec: SyncSpec, rows: int, missing: int) -> dg.AssetCheckResult:
+    share = missing / rows if rows else 0.0
     severity = (
         dg.AssetCheckSeverity.ERROR if share > spec.max_failure_rate else dg.AssetCheckSeverity.WARN
     )
@@ -98,14 +111,14 @@ def _ids_check(spec: SyncSpec, frame: pd.DataFrame) -> dg.AssetCheckResult:
         passed=missing == 0,
         severity=severity,
         metadata={
-            "rows": len(frame),
+            "rows": rows,
             "missing_identifiers": missing,
             "share": float(share),
             "max_failure_rate": float(spec.max_failure_rate),
         },
         description=None
         if missing == 0
-        else f"{missing} of {len(frame)} rows have no {spec.id_target} in `{spec.id_column}`",
+        else f"{missing} of {rows} rows have no {spec.id_target} in `{spec.id_column}`",
     )
 
 

@@ -109,16 +109,22 @@ def decide_metadata(
 
 
 def decide_events(
-    keyed: Keyed, known: dict[str, Known], *, resend: bool, by_event_id: bool = False
+    keyed: Keyed,
+    known: dict[str, Known],
+    *,
+    resend: bool,
+    by_event_id: bool = False,
+    seen: set[str] | None = None,
 ) -> Decision:
     """Send events never delivered; skip delivered ones (and note those changed since).
 
     With `by_event_id`, a delivered id whose content differs is a reused id, which fails its
-    row: silently skipping it would lose a different event.
+    row: silently skipping it would lose a different event. `seen` holds the keys of earlier
+    chunks of the same partition (it is updated): a repeat there is a duplicate too.
     """
     send: list[int] = []
     decision = Decision(send=np.empty(0, dtype=np.int64))
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for position, key, payload_hash in zip(keyed.positions, keyed.keys, keyed.hashes, strict=True):
         p = int(position)
         if key in seen:

@@ -1,52 +1,50 @@
-"""One sync of one partition: prepare, detect changes, send, and account for every row."""
+"""One sync of one partition, streamed chunk by chunk through its stages.
+
+    source   chunks of the partition (`warehouse.stream_partition`, or a DataFrame given whole)
+    prepare  ids, values, validation (`metadata_rows`, `track_rows`)
+    decide   keys, hashes, one state lookup per chunk, send or skip (`change_detection`,
+             `chunk_plan`)
+    deliver  a bounded pool of requests (`metadata_delivery`, `track_delivery`)
+    record   what Pendo accepted, in the state, batch by batch (`state_store`)
+    account  every row sent, failed or skipped (`row_accounting`)
+
+The next chunk is read and planned in a background thread while the current one is sent, so
+memory is bounded by a few chunks, not by the partition.
+"""
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pendo_assets.client import (
-    PendoAuthError,
-    PendoClient,
-    PendoError,
-    PendoRequestError,
-    PendoUnavailableError,
-)
+from pendo_assets.client import PendoAuthError, PendoClient, PendoError
 
-from .change_detection import (
-    CHANGED_AFTER_DELIVERY,
-    DUPLICATE_EVENT,
-    Decision,
-    Keyed,
-    changes_markdown,
-    decide_events,
-    decide_metadata,
-    key_events,
-    key_metadata,
-    legacy_event_keys,
-)
-from .field_types import MissingFieldsError, apply_schema
+from .change_detection import changes_markdown
+from .chunk_plan import Plan, Planner, Stop
 from .metadata_delivery import deliver_metadata
-from .metadata_rows import PreparedMetadata, prepare_metadata
-from .outcome import NOT_IN_PENDO, DeliveryOutcome, SyncAborted, brief
+from .metadata_rows import PreparedMetadata
+from .outcome import DeliveryOutcome, SyncAborted, brief
 from .partition_lease import LeaseSettings, PartitionBusy, PartitionLease
+from .prefetch import Prefetched
 from .results import DryRun, RowFailure, SyncReport
-from .spec import EVENT_ID_TARGET, SyncSpec
-from .state_store import Accepted, Known, StateScope, StateStore
+from .row_accounting import account_broken_chunk, account_chunk
+from .spec import SyncSpec
+from .state_store import Accepted, StateScope, StateStore
 from .track_delivery import deliver_events
-from .track_rows import PreparedEvents, prepare_events
+from .track_rows import PreparedEvents
+from .warehouse import WarehouseError
 
 logger = logging.getLogger("pendo_assets.sync")
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 DEFAULT_MAX_IN_FLIGHT = 16  # measured: see README, "Throughput"
+PREVIEW_RECORDS = 20
+LOGGED_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -61,9 +59,12 @@ class SyncOptions:
     lease: LeaseSettings = field(default_factory=LeaseSettings)  # one run per partition
 
 
+Rows = pd.DataFrame | Iterable[pd.DataFrame]
+
+
 def run_sync(
     spec: SyncSpec,
-    frame: pd.DataFrame,
+    rows: Rows,
     client: PendoClient,
     *,
     partition_key: str | None = None,
@@ -74,6 +75,9 @@ def run_sync(
 ) -> SyncReport:
     """Send one partition's rows; raise `SyncAborted` (carrying the report) if the sync stopped.
 
+    `rows` is the partition as one DataFrame or as chunks of it (`stream_partition`); for
+    metadata, chunks must not split the rows of one id (`group_by` the id column does that).
+
     With a `state` store, only rows that Pendo does not already have as they are go out, and
     what Pendo accepted is recorded batch by batch, under a lease on the partition (the one
     given, or one taken here and released at the end): a concurrent run of the same partition
@@ -82,7 +86,7 @@ def run_sync(
     options = options or SyncOptions()
     scope = state.scope(destination_of(spec, client), spec.name) if state else None
     if scope is None or options.dry_run or lease is not None:
-        return _guarded(spec, frame, client, partition_key, options, scope, lease, log)
+        return _guarded(spec, rows, client, partition_key, options, scope, lease, log)
     with PartitionLease(
         scope.store,
         destination=scope.destination,
@@ -91,7 +95,7 @@ def run_sync(
         holder=options.run_id,
         settings=options.lease,
     ) as own_lease:
-        return _guarded(spec, frame, client, partition_key, options, scope, own_lease, log)
+        return _guarded(spec, rows, client, partition_key, options, scope, own_lease, log)
 
 
 def destination_of(spec: SyncSpec, client: PendoClient) -> str:
@@ -99,9 +103,25 @@ def destination_of(spec: SyncSpec, client: PendoClient) -> str:
     return client.destination("integration_key" if spec.is_metadata else "track_event_secret")
 
 
+@dataclass
+class _Broken:
+    """A chunk that could not be planned, or came after one that could not: its rows fail."""
+
+    frame: pd.DataFrame
+    offset: int
+    error: Exception
+
+
+@dataclass
+class _SourceFailed:
+    """The warehouse failed mid-stream: rows not read are not part of this sync."""
+
+    error: WarehouseError
+
+
 def _guarded(
     spec: SyncSpec,
-    frame: pd.DataFrame,
+    rows: Rows,
     client: PendoClient,
     partition_key: str | None,
     options: SyncOptions,
@@ -109,136 +129,124 @@ def _guarded(
     lease: PartitionLease | None,
     log: Log,
 ) -> SyncReport:
-    """Any unexpected error still ends with every row accounted for, never a bare traceback."""
-    # A partition holds millions of long-lived per-row objects; full collections scanning them
-    # again and again cost a quarter of a million-row sync (measured). So no collection while
-    # they are built, and they are frozen out of later ones; all are freed normally at the end.
-    gc.disable()
-    try:
-        return _run_sync(spec, frame, client, partition_key, options, scope, lease, log)
-    except (PendoError, SyncAborted, PartitionBusy):
-        raise
-    except Exception as error:
-        raise _internal_error(spec, frame, partition_key, client, error) from error
-    finally:
-        gc.unfreeze()
-        gc.enable()
-
-
-def _run_sync(
-    spec: SyncSpec,
-    frame: pd.DataFrame,
-    client: PendoClient,
-    partition_key: str | None,
-    options: SyncOptions,
-    state: StateScope | None,
-    lease: PartitionLease | None,
-    log: Log,
-) -> SyncReport:
     started = time.perf_counter()
     requests_before = client.stats_snapshot().requests
-    frame = frame.reset_index(drop=True)
-    report = SyncReport(sync_name=spec.name, partition_key=partition_key, rows=len(frame))
-    report.destination = state.destination if state else None
-
-    if spec.is_metadata:
-        prepared_md = prepare_metadata(spec, frame)
-        failures, ids, skipped = prepared_md.failures, prepared_md.ids, dict(prepared_md.skipped)
-        # Keys and hashes are of the values as the warehouse has them, before coercion to
-        # Pendo's types, so an unchanged partition needs no schema read: no request at all.
-        keyed = key_metadata(prepared_md)
-        known = state.known(keyed.keys, with_payloads=options.dry_run) if state else {}
-        decision = (
-            decide_metadata(keyed, known, mode=spec.mode, full_refresh=options.full_refresh)
-            if state
-            else Decision(send=prepared_md.sendable, new=set(map(int, prepared_md.sendable)))
-        )
-        if options.preflight and len(decision.send):
-            decision.send = _preflight(spec, client, prepared_md, decision, report, requests_before)
-        send = _deliver_metadata(spec, client, prepared_md, decision, keyed, options, state, lease)
-    else:
-        now_ms = options.now_ms if options.now_ms is not None else int(time.time() * 1000)
-        prepared_ev = prepare_events(spec, frame, now_ms=now_ms)
-        _warn_old_events(spec, prepared_ev, report, partition_key, log)
-        failures, ids, skipped = prepared_ev.failures, prepared_ev.visitor_ids, {}
-        keyed = key_events(prepared_ev) if state else _unkeyed(prepared_ev.sendable)
-        known = _known_events(state, keyed) if state else {}
-        resend = options.full_refresh and options.resend_events
-        by_event_id = prepared_ev.event_ids is not None
-        decision = (
-            decide_events(keyed, known, resend=resend, by_event_id=by_event_id)
-            if state
-            else Decision(send=prepared_ev.sendable, new=set(map(int, prepared_ev.sendable)))
-        )
-        for position, reason in decision.failed.items():
-            failures[position] = RowFailure(
-                position, prepared_ev.visitor_ids[position], reason, field=EVENT_ID_TARGET
-            )
-        report.changed_after_delivery = sum(
-            1 for why in decision.skipped.values() if why == CHANGED_AFTER_DELIVERY
-        )
-        send = _deliver_events(spec, client, prepared_ev, decision, keyed, options, state, lease)
-
-    _log_validation(spec, failures, log)
-    skipped.update(decision.skipped)
-    report.skipped = len(skipped)
-    report.skipped_reasons.update(skipped.values())
-    not_unchanged = (DUPLICATE_EVENT, CHANGED_AFTER_DELIVERY)
-    report.skipped_unchanged = sum(
-        1 for why in decision.skipped.values() if why not in not_unchanged
+    report = SyncReport(sync_name=spec.name, partition_key=partition_key)
+    report.destination = scope.destination if scope else None
+    stop = Stop()
+    planner = Planner(
+        spec,
+        client,
+        scope,
+        stop,
+        full_refresh=options.full_refresh,
+        resend_events=options.resend_events,
+        with_payloads=options.dry_run,
+        preflight=options.preflight,
+        now_ms=options.now_ms,
     )
-    if options.dry_run:
-        report.dry_run = DryRun(
-            would_create=len(decision.new),
-            would_change=len(decision.changed),
-            unchanged=len(decision.skipped),
-            invalid=len(failures),
-            preview=changes_markdown(keyed, decision, known, ids),
-        )
-        outcome = DeliveryOutcome(report.rows)
-    else:
-        gc.freeze()  # what preparation built lives until the end: keep it out of collections
-        gc.enable()
-        outcome = send()
-
-    _account(report, failures, decision.send, ids, outcome, dry_run=options.dry_run)
-    report.in_doubt = outcome.in_doubt_sends
+    chunks = [rows] if isinstance(rows, pd.DataFrame) else rows
+    send = _sender(spec, client, options, scope, lease)
+    dry_runs: list[DryRun] = []
+    with Prefetched(_planned(iter(chunks), planner)) as plans:
+        for item in plans:
+            if isinstance(item, _SourceFailed):
+                if report.rows == 0:
+                    raise item.error  # nothing happened yet: the warehouse's own error
+                stop.set(f"cannot read the warehouse: {item.error}", item.error, retryable=True)
+                break
+            if isinstance(item, _Broken):
+                retryable = _is_database(item.error)
+                reason = _internal_reason(item.error)
+                stop.set(reason, item.error, retryable=retryable)
+                account_broken_chunk(
+                    report, spec, item.frame, item.offset, reason, retryable=retryable
+                )
+                continue
+            _log_validation(spec, item.failures, report, log)
+            if options.dry_run:
+                outcome = DeliveryOutcome(item.rows)
+                dry_runs.append(_dry_run(item, report.dry_run))
+            elif stop:
+                outcome = DeliveryOutcome(item.rows)
+                outcome.abort(str(stop.reason), stop.cause)
+            else:
+                outcome = send(item)
+                if outcome.aborted:
+                    retryable = not isinstance(outcome.abort_cause, PendoAuthError)
+                    stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
+            account_chunk(report, item, outcome, dry_run=options.dry_run)
+            if dry_runs:
+                report.dry_run = dry_runs[-1]
+    _warn_old_events(spec, planner.older_than_window, report, partition_key, log)
     report.requests = client.stats_snapshot().requests - requests_before
     report.duration_seconds = time.perf_counter() - started
     report.check_invariant()
-    if outcome.aborted:
-        retryable = not isinstance(outcome.abort_cause, PendoAuthError)
-        raise _stopped(spec, report, f"stopped: {outcome.abort_reason}", retryable=retryable)
+    if stop:
+        if isinstance(stop.cause, Exception) and stop.reason.startswith("internal error"):
+            logger.error("sync %r partition %s: %s", spec.name, partition_key, stop.reason)
+        what = f"stopped before sending: {stop.reason}" if stop.before_sending else None
+        raise _stopped(spec, report, what or f"stopped: {stop.reason}", retryable=stop.retryable)
     return report
 
 
-def _preflight(
-    spec: SyncSpec,
-    client: PendoClient,
-    prepared: PreparedMetadata,
-    decision: Decision,
-    report: SyncReport,
-    requests_before: int,
-) -> np.ndarray:
-    """Read Pendo's schema once: missing fields or a refused key stop the sync before any row.
+def _planned(chunks: Iterator[pd.DataFrame], planner: Planner) -> Iterator[object]:
+    """Source, prepare and decide, chunk after chunk (run ahead in the prefetch thread)."""
+    offset = 0
+    broken: Exception | None = None  # once a chunk could not be planned, no later one is
+    while True:
+        try:
+            frame = next(chunks)
+        except StopIteration:
+            return
+        except WarehouseError as error:
+            yield _SourceFailed(error)
+            return
+        if not len(frame):
+            continue
+        if broken is not None:
+            yield _Broken(frame, offset, broken)
+        else:
+            try:
+                plan = planner.plan(frame, offset)
+            except (PendoError, SyncAborted, PartitionBusy):
+                raise  # configuration (a missing credential) or the lease: not a row's failure
+            except Exception as error:
+                broken = error
+                yield _Broken(frame, offset, error)
+            else:
+                yield plan
+        offset += len(frame)
 
-    Returns the rows still to send after coercion. On a stop every row is still accounted
-    for: invalid ones with their own reason, skipped ones as skipped, the rest "not sent".
-    """
-    try:
-        return apply_schema(spec, prepared, client.read_schema(spec.metadata_kind), decision.send)
-    except (MissingFieldsError, PendoAuthError, PendoUnavailableError, PendoRequestError) as error:
-        problem: Exception = error
-    skipped = {**prepared.skipped, **decision.skipped}
-    report.skipped = len(skipped)
-    report.skipped_reasons.update(skipped.values())
-    aborted = DeliveryOutcome(prepared.rows)
-    aborted.abort(str(problem), problem)
-    _account(report, prepared.failures, decision.send, prepared.ids, aborted, dry_run=False)
-    report.requests = client.stats_snapshot().requests - requests_before
-    report.check_invariant()
-    retryable = isinstance(problem, PendoUnavailableError | PendoRequestError)
-    raise _stopped(spec, report, f"stopped before sending: {problem}", retryable=retryable)
+
+def _internal_reason(error: Exception) -> str:
+    """A failure outside delivery (preparing rows, reading state), in a few words."""
+    problem = (
+        f"state database error: {type(error).__name__}: {getattr(error, 'orig', None) or ''}"
+        if _is_database(error)
+        else brief(error)
+    )
+    return f"internal error: {problem}"
+
+
+def _is_database(error: BaseException) -> bool:
+    # A later run may fix what the state database refused; a bug stays.
+    return isinstance(error, sa.exc.SQLAlchemyError)
+
+
+def _dry_run(plan: Plan, before: DryRun | None) -> DryRun:
+    """The dry run so far, with this chunk added; the preview lists the first changes."""
+    decision = plan.decision
+    preview = before.preview if before else "No changes."
+    if preview == "No changes." and len(decision.send):
+        preview = changes_markdown(plan.keyed, decision, plan.known, plan.ids, PREVIEW_RECORDS)
+    return DryRun(
+        would_create=(before.would_create if before else 0) + len(decision.new),
+        would_change=(before.would_change if before else 0) + len(decision.changed),
+        unchanged=(before.unchanged if before else 0) + len(decision.skipped),
+        invalid=(before.invalid if before else 0) + len(plan.failures),
+        preview=preview,
+    )
 
 
 def _stopped(spec: SyncSpec, report: SyncReport, what: str, *, retryable: bool) -> SyncAborted:
@@ -252,12 +260,46 @@ def _stopped(spec: SyncSpec, report: SyncReport, what: str, *, retryable: bool) 
     )
 
 
-def _unkeyed(positions: np.ndarray) -> Keyed:
-    return Keyed(positions, [], [], [])
+def _sender(
+    spec: SyncSpec,
+    client: PendoClient,
+    options: SyncOptions,
+    scope: StateScope | None,
+    lease: PartitionLease | None,
+) -> Callable[[Plan], DeliveryOutcome]:
+    """Deliver one planned chunk; for events, each visitor's pacing carries to the next."""
+    next_allowed: dict[str, float] = {}
+    lost = _lost(lease)
+
+    def send(plan: Plan) -> DeliveryOutcome:
+        if isinstance(plan.prepared, PreparedMetadata):
+            return deliver_metadata(
+                client,
+                plan.prepared,
+                plan.decision.send,
+                kind=spec.metadata_kind,
+                create=spec.mode in ("upsert", "insert"),
+                max_in_flight=options.max_in_flight,
+                on_accepted=_recorder(plan, options, scope, lease, with_payloads=True),
+                lost=lost,
+            )
+        assert isinstance(plan.prepared, PreparedEvents)
+        return deliver_events(
+            client,
+            plan.prepared,
+            plan.decision.send,
+            max_in_flight=options.max_in_flight,
+            on_accepted=_recorder(plan, options, scope, lease, with_payloads=False),
+            in_doubt=spec.in_doubt,
+            lost=lost,
+            next_allowed=next_allowed,
+        )
+
+    return send
 
 
 def _recorder(
-    keyed: Keyed,
+    plan: Plan,
     options: SyncOptions,
     state: StateScope | None,
     lease: PartitionLease | None,
@@ -267,6 +309,7 @@ def _recorder(
     """What delivery calls with the positions Pendo accepted: one state write for them all."""
     if state is None:
         return None
+    keyed = plan.keyed
     index_of = {int(p): i for i, p in enumerate(keyed.positions)}
 
     def record(positions: Iterable[int]) -> None:
@@ -280,49 +323,6 @@ def _recorder(
     return record
 
 
-def _deliver_metadata(
-    spec: SyncSpec,
-    client: PendoClient,
-    prepared: PreparedMetadata,
-    decision: Decision,
-    keyed: Keyed,
-    options: SyncOptions,
-    state: StateScope | None,
-    lease: PartitionLease | None,
-) -> Callable[[], DeliveryOutcome]:
-    return lambda: deliver_metadata(
-        client,
-        prepared,
-        decision.send,
-        kind=spec.metadata_kind,
-        create=spec.mode in ("upsert", "insert"),
-        max_in_flight=options.max_in_flight,
-        on_accepted=_recorder(keyed, options, state, lease, with_payloads=True),
-        lost=_lost(lease),
-    )
-
-
-def _deliver_events(
-    spec: SyncSpec,
-    client: PendoClient,
-    prepared: PreparedEvents,
-    decision: Decision,
-    keyed: Keyed,
-    options: SyncOptions,
-    state: StateScope | None,
-    lease: PartitionLease | None,
-) -> Callable[[], DeliveryOutcome]:
-    return lambda: deliver_events(
-        client,
-        prepared,
-        decision.send,
-        max_in_flight=options.max_in_flight,
-        on_accepted=_recorder(keyed, options, state, lease, with_payloads=False),
-        in_doubt=spec.in_doubt,
-        lost=_lost(lease),
-    )
-
-
 def _lost(lease: PartitionLease | None) -> Callable[[], str | None] | None:
     """Why the run may no longer send, once its lease renewer found the lease taken over."""
     if lease is None:
@@ -330,76 +330,25 @@ def _lost(lease: PartitionLease | None) -> Callable[[], str | None] | None:
     return lambda: lease.lost_message() if lease.lost else None
 
 
-def _known_events(state: StateScope, keyed: Keyed) -> dict[str, Known]:
-    """Delivered events by identity key, plus those recorded under older content-hash keys.
-
-    State written before identity keys holds content hashes: an event found under one was
-    delivered with exactly this content, so it counts as delivered under its identity key too.
-    """
-    known = state.known(keyed.keys)
-    if state.has_legacy_event_keys():
-        legacy = legacy_event_keys(keyed)
-        found = state.known(legacy)
-        for key, old, payload_hash in zip(keyed.keys, legacy, keyed.hashes, strict=True):
-            if old in found and key not in known:
-                known[key] = Known(payload_hash, None)
-    return known
-
-
 def _warn_old_events(
-    spec: SyncSpec,
-    prepared: PreparedEvents,
-    report: SyncReport,
-    partition_key: str | None,
-    log: Log,
+    spec: SyncSpec, older: int, report: SyncReport, partition_key: str | None, log: Log
 ) -> None:
-    if prepared.older_than_window:
+    if older:
         warning = (
-            f"{prepared.older_than_window} event(s) are older than Pendo's 7-day "
+            f"{older} event(s) are older than Pendo's 7-day "
             "processing window: Pendo accepts them but its regular jobs may not process them"
         )
         report.warnings.append(warning)
         log.warning("sync %r partition %s: %s", spec.name, partition_key, warning)
 
 
-def _account(
-    report: SyncReport,
-    validation_failures: dict[int, RowFailure],
-    to_send: np.ndarray,
-    ids: list[str | None],
-    outcome: DeliveryOutcome,
-    *,
-    dry_run: bool,
+def _log_validation(
+    spec: SyncSpec, failures: dict[int, RowFailure], report: SyncReport, log: Log
 ) -> None:
-    """Every row: sent, failed (validation, Pendo, or never sent after an abort) or skipped."""
-    failures = dict(validation_failures)
-    if dry_run:
-        # Nothing was sent: the rows that would go out count as skipped for the invariant.
-        report.skipped += len(to_send)
-        report.skipped_reasons["dry run: not sent"] += len(to_send)
-    failures.update(outcome.failed)
-    if outcome.not_in_pendo:
-        report.not_in_pendo = len(outcome.not_in_pendo)
-        report.skipped += report.not_in_pendo
-        report.skipped_reasons[NOT_IN_PENDO] += report.not_in_pendo
-    if outcome.aborted:
-        # Refused credentials or fields Pendo lacks need a person first, not another run.
-        retryable = not isinstance(outcome.abort_cause, PendoAuthError | MissingFieldsError)
-        unsent = to_send[~outcome.sent[to_send]]
-        for position in unsent:
-            p = int(position)
-            if p not in failures and p not in outcome.not_in_pendo:
-                failures[p] = RowFailure(
-                    p, ids[p], f"not sent: {outcome.abort_reason}", retryable=retryable
-                )
-    report.sent = int(outcome.sent.sum())
-    report.retried = int(outcome.retried.sum())
-    report.failures = [failures[p] for p in sorted(failures)]
-    report.failed = len(report.failures)
-
-
-def _log_validation(spec: SyncSpec, failures: dict[int, RowFailure], log: Log) -> None:
-    for failure in list(failures.values())[:5]:
+    """The first few invalid rows of the partition, and how many more (per chunk)."""
+    budget = max(0, LOGGED_FAILURES - report.failed)
+    shown = list(failures.values())[:budget]
+    for failure in shown:
         log.warning(
             "sync %r: row id %r, field %r: %s",
             spec.name,
@@ -407,48 +356,5 @@ def _log_validation(spec: SyncSpec, failures: dict[int, RowFailure], log: Log) -
             failure.field,
             failure.reason,
         )
-    if len(failures) > 5:
-        log.warning("sync %r: %d more invalid rows", spec.name, len(failures) - 5)
-
-
-def _internal_error(
-    spec: SyncSpec,
-    frame: pd.DataFrame,
-    partition_key: str | None,
-    client: PendoClient,
-    error: Exception,
-) -> SyncAborted:
-    """A failure outside delivery (preparing rows, reading state): every row failed, with why.
-
-    Nothing was sent (delivery catches its own errors), so every row is a failure a later run
-    may fix when the cause was the state database, and one it cannot when it was a bug.
-    """
-    problem = (
-        f"state database error: {type(error).__name__}: {getattr(error, 'orig', None) or ''}"
-        if isinstance(error, sa.exc.SQLAlchemyError)
-        else brief(error)
-    )
-    reason = f"internal error: {problem}"
-    retryable = isinstance(error, sa.exc.SQLAlchemyError)
-    report = SyncReport(sync_name=spec.name, partition_key=partition_key, rows=len(frame))
-    ids = _row_ids(spec, frame)
-    report.failures = [
-        RowFailure(p, ids[p], reason, retryable=retryable) for p in range(len(frame))
-    ]
-    report.failed = len(report.failures)
-    logger.error("sync %r partition %s: %s", spec.name, partition_key, reason)
-    return SyncAborted(
-        f"sync {spec.name!r} partition {partition_key} stopped: {reason} "
-        f"(0 sent, {report.failed} failed of {report.rows} rows)",
-        report=report,
-        retryable=retryable,
-    )
-
-
-def _row_ids(spec: SyncSpec, frame: pd.DataFrame) -> list[str | None]:
-    """Each row's id as text, as far as it can be read; for failure records only."""
-    try:
-        column = frame[spec.id_column].reset_index(drop=True)
-    except Exception:
-        return [None] * len(frame)
-    return [None if value is None else str(value)[:500] for value in column.tolist()]
+    if len(failures) > len(shown):
+        log.warning("sync %r: %d more invalid rows", spec.name, len(failures) - len(shown))

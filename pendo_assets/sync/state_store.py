@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from pendo_assets.batching import chunks
 
@@ -169,19 +168,24 @@ class StateScope:
 
     def known(self, keys: Sequence[str], *, with_payloads: bool = False) -> dict[str, Known]:
         """What was last accepted for these keys (absent keys were never accepted)."""
-        columns = [state_table.c.record_key, state_table.c.payload_hash]
-        if with_payloads:
-            columns.append(state_table.c.payload)
         by_stored: dict[str, str] = {}
         for key in keys:
             by_stored.setdefault(stored_key(key), key)
         found: dict[str, Known] = {}
         with self.store.engine.connect() as connection:
+            marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            payload = ", payload" if with_payloads else ""
             for chunk in chunks(list(by_stored), LOOKUP_CHUNK):
-                statement = sa.select(*columns).where(
-                    *self._where(), state_table.c.record_key.in_(chunk)
+                # Through the driver: a lookup is on the path of every row of every sync.
+                sql = (
+                    f"SELECT record_key, payload_hash{payload} FROM {state_table.name} "
+                    f"WHERE destination = {marker} AND sync_name = {marker} "
+                    f"AND record_key IN ({', '.join([marker] * len(chunk))})"
                 )
-                for row in connection.execute(statement):
+                result = connection.exec_driver_sql(
+                    sql, (self.destination, self.sync_name, *chunk)
+                )
+                for row in result:
                     found[by_stored[row[0]]] = Known(row[1], row[2] if with_payloads else None)
         return found
 
@@ -215,20 +219,22 @@ class StateScope:
         with self.store.write_transaction() as connection:
             if lease is not None:
                 lease.confirm(connection)
+            sql, stamp = _upsert_sql(connection), _driver_time(connection, now)
             for chunk in chunks(accepted, WRITE_CHUNK):
+                # Plain tuples through the driver's executemany: no per-row ORM work.
                 rows = [
-                    {
-                        "destination": self.destination,
-                        "sync_name": self.sync_name,
-                        "record_key": stored_key(a.record_key),
-                        "payload_hash": a.payload_hash,
-                        "payload": a.payload,
-                        "run_id": run_id,
-                        "accepted_at": now,
-                    }
+                    (
+                        self.destination,
+                        self.sync_name,
+                        stored_key(a.record_key),
+                        a.payload_hash,
+                        a.payload,
+                        run_id,
+                        stamp,
+                    )
                     for a in chunk
                 ]
-                connection.execute(_upsert(connection), rows)
+                connection.exec_driver_sql(sql, rows)
                 written += len(rows)
         return written
 
@@ -239,26 +245,28 @@ class StateScope:
             ).scalar_one()
 
 
-def _upsert(connection: sa.Connection) -> sa.Insert:
-    insert = (
-        postgresql.insert(state_table)
-        if connection.dialect.name == "postgresql"
-        else sqlite.insert(state_table)
+_COLUMNS = ("destination", "sync_name", "record_key", "payload_hash", "payload", "run_id")
+_UPDATED = ("payload_hash", "payload", "run_id", "accepted_at")
+
+
+def _upsert_sql(connection: sa.Connection) -> str:
+    """One upsert statement in the driver's own parameter style (SQLite and PostgreSQL both
+    speak ``ON CONFLICT ... DO UPDATE``)."""
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = (*_COLUMNS, "accepted_at")
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+    return (
+        f"INSERT INTO {state_table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))}) "
+        f"ON CONFLICT (destination, sync_name, record_key) DO UPDATE SET {updates}"
     )
-    excluded = insert.excluded
-    return insert.on_conflict_do_update(
-        index_elements=[
-            state_table.c.destination,
-            state_table.c.sync_name,
-            state_table.c.record_key,
-        ],
-        set_={
-            "payload_hash": excluded.payload_hash,
-            "payload": excluded.payload,
-            "run_id": excluded.run_id,
-            "accepted_at": excluded.accepted_at,
-        },
-    )
+
+
+def _driver_time(connection: sa.Connection, now: datetime) -> datetime | str:
+    """`now` as the driver takes it: SQLite stores text in SQLAlchemy's DateTime format."""
+    if connection.dialect.name == "sqlite":
+        return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return now
 
 
 __all__ = [

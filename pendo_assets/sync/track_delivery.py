@@ -60,11 +60,18 @@ def deliver_events(
     lost: Callable[[], str | None] | None = None,
     visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    next_allowed: dict[str, float] | None = None,
 ) -> DeliveryOutcome:
+    """Send the events at `positions`; `on_accepted` hears delivered positions in batches.
+
+    `next_allowed` carries, from one chunk of a partition to the next, the earliest time each
+    visitor may send again; it is updated, and visitors free to send are dropped from it.
+    """
     outcome = DeliveryOutcome(prepared.rows)
     queues = _queues_by_visitor(prepared, positions)
+    pacing = {} if next_allowed is None else next_allowed
     order = itertools.count()
-    ready: list[tuple[float, int, str]] = [(0.0, next(order), v) for v in queues]
+    ready: list[tuple[float, int, str]] = [(pacing.get(v, 0.0), next(order), v) for v in queues]
     heapq.heapify(ready)
     condition = threading.Condition()
     in_flight = 0
@@ -95,8 +102,11 @@ def deliver_events(
             in_flight -= 1
             if again is not None:  # first in its visitor's queue: order and pacing hold
                 queues[visitor].appendleft(again)
+            allowed = clock() + visitor_gap_seconds
             if queues[visitor]:
-                heapq.heappush(ready, (clock() + visitor_gap_seconds, next(order), visitor))
+                heapq.heappush(ready, (allowed, next(order), visitor))
+            else:
+                pacing[visitor] = allowed
             condition.notify_all()
 
     acks = Acknowledgements(on_accepted, outcome) if on_accepted is not None else None
@@ -152,6 +162,9 @@ def deliver_events(
         thread.join()
     if acks is not None:
         acks.flush()
+    now = clock()
+    for visitor in [v for v, allowed in pacing.items() if allowed <= now]:
+        del pacing[visitor]
     if isinstance(outcome.abort_cause, MissingCredentialError):
         # A configuration error, as for metadata: not a failed (and retryable) delivery.
         raise outcome.abort_cause

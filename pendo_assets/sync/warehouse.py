@@ -52,12 +52,16 @@ __all__ = [
     "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
+    "count_rows_without_partition",
     "partition_window",
     "read_partition",
     "read_partition_counted",
+    "stream_partition",
     "window_start",
 ]
 
+#: Rows per chunk when a partition is streamed: bounds a sync's memory, not the partition.
+DEFAULT_CHUNK_ROWS = 50_000
 #: The alias a query source gets as a subquery.
 QUERY_ALIAS = "pendo_source"
 #: How many more values to look at before calling a text partition column "not timestamps".
@@ -114,44 +118,141 @@ def read_partition_counted(
 ) -> PartitionRead:
     """``read_partition``, plus (with ``count``) one COUNT of the source's rows that no
     partition will ever read, so they never vanish unseen."""
-    start, end = partition_window(partition_key)
     wanted = list(columns)
-    needed = list(dict.fromkeys([*wanted, source.partition_column]))
+    needed = _needed(source, wanted)
+    read = list(_chunks(engine, source, needed, partition_key, DEFAULT_CHUNK_ROWS, None))
+    parts = [part for part, _ in read]
+    kind = read[0][1] if read else None
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=needed)
+    if kind is not None and len(parts) > 1:  # each chunk is in instant order, not the whole
+        instants = kind.instants(frame[source.partition_column])
+        frame = frame.loc[instants.sort_values(kind="stable").index]
+    without = count_rows_without_partition(engine, source) if count else None
+    return PartitionRead(frame[wanted].reset_index(drop=True), without)
+
+
+def stream_partition(
+    engine: sa.Engine,
+    source: SourceSpec,
+    columns: Sequence[str],
+    partition_key: str,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    group_by: str | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``read_partition`` in chunks of about ``chunk_rows``: memory bounded by a chunk.
+
+    The rows come through a server-side cursor where the driver has one (PostgreSQL); each
+    chunk is in instant order. With ``group_by`` (a column, e.g. the id) the rows are ordered by
+    it first, and all rows whose ``group_by`` values are equal (text compared without
+    surrounding whitespace) are in the same chunk, in instant order: the last of them is the
+    latest, whatever the chunk size. Without it, chunks follow one another in the order of
+    the partition column.
+    """
+    wanted = list(columns)
+    needed = _needed(source, wanted)
+    for part, _kind in _chunks(engine, source, needed, partition_key, chunk_rows, group_by):
+        yield part[wanted].reset_index(drop=True)
+
+
+def count_rows_without_partition(engine: sa.Engine, source: SourceSpec) -> int:
+    """How many rows of the whole source no partition will ever read (see ``PartitionRead``)."""
+    needed = [source.partition_column]
+    table = _selectable(source, needed)
+    with _reading(engine, source, needed) as conn:
+        kind = _partition_kind(conn, source, table)
+        return _count_unplaced(conn, table, table.c[source.partition_column], kind)
+
+
+def _needed(source: SourceSpec, wanted: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*wanted, source.partition_column]))
+
+
+def _chunks(
+    engine: sa.Engine,
+    source: SourceSpec,
+    needed: list[str],
+    partition_key: str,
+    chunk_rows: int,
+    group_by: str | None,
+) -> Iterator[tuple[pd.DataFrame, PartitionKind]]:
+    """(chunk with the ``needed`` columns, the partition column's kind), streamed."""
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    start, end = partition_window(partition_key)
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
-    without: int | None = None
     with _reading(engine, source, needed) as conn:
         kind = _partition_kind(conn, source, table)
         if kind is None:
-            rows: list[tuple[Any, ...]] = []
             # No value to read yet: still fail now on a column that does not exist.
             conn.execute(sa.select(*(table.c[name] for name in needed)).where(sa.false()))
-            if count:
-                without = _count_unplaced(conn, table, column, None)
-        else:
-            booleans = _boolean_columns(conn, source, needed)
-            statement = (
-                sa.select(
-                    *(
-                        sa.type_coerce(table.c[name], SpelledBoolean()).label(name)
-                        if name in booleans
-                        else table.c[name]
-                        for name in needed
-                    )
+            return
+        booleans = _boolean_columns(conn, source, needed)
+        # Rows without an id come last; their order among ids does not matter.
+        ordering = [column] if group_by is None else [table.c[group_by].nulls_last(), column]
+        statement = (
+            sa.select(
+                *(
+                    sa.type_coerce(table.c[name], SpelledBoolean()).label(name)
+                    if name in booleans
+                    else table.c[name]
+                    for name in needed
                 )
-                .where(kind.day_filter(column, start, end))
-                .order_by(column)
             )
-            rows = [tuple(row) for row in conn.execute(statement)]
-            if count:
-                without = _count_unplaced(conn, table, column, kind)
-    frame = pd.DataFrame(rows, columns=needed, dtype=object)
-    if kind is not None and len(frame):
-        instants = kind.instants(frame[source.partition_column])
-        if kind.approximate_in_sql:
-            instants = instants[(instants >= start) & (instants < end)]
-        frame = frame.loc[instants.sort_values(kind="stable").index]
-    return PartitionRead(frame[wanted].reset_index(drop=True), without)
+            .where(kind.day_filter(column, start, end))
+            .order_by(*ordering)
+        )
+        result = conn.execute(
+            statement, execution_options={"stream_results": True, "yield_per": chunk_rows}
+        )
+        group = None if group_by is None else needed.index(group_by)
+        for rows in _grouped(iter(result.partitions(chunk_rows)), group):
+            part = _in_instant_order(
+                pd.DataFrame(rows, columns=needed, dtype=object), source, kind, start, end
+            )
+            if len(part):
+                yield part, kind
+
+
+def _grouped(
+    batches: Iterator[Sequence[Any]], group: int | None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The fetched batches as chunks; with ``group``, each chunk but the last holds back its
+    trailing group of rows for the next one (one batch of look-ahead finds the last)."""
+    held: list[tuple[Any, ...]] = []
+    current = next(batches, None)
+    while current is not None:
+        following = next(batches, None)
+        rows = held + [tuple(row) for row in current]
+        held = []
+        if group is None or following is None:
+            yield rows
+        else:
+            cut = len(rows) - 1
+            last = _group_value(rows[cut][group])
+            while cut > 0 and _group_value(rows[cut - 1][group]) == last:
+                cut -= 1
+            held = rows[cut:]
+            if cut:
+                yield rows[:cut]
+        current = following
+
+
+def _group_value(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _in_instant_order(
+    frame: pd.DataFrame, source: SourceSpec, kind: PartitionKind, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """The rows of the day in the order of the instant they name (ties keep their order)."""
+    if not len(frame):
+        return frame
+    instants = kind.instants(frame[source.partition_column])
+    if kind.approximate_in_sql:
+        instants = instants[(instants >= start) & (instants < end)]
+    return frame.loc[instants.sort_values(kind="stable").index].reset_index(drop=True)
 
 
 def _count_unplaced(

@@ -1,0 +1,214 @@
+"""Prepare and decide, one chunk at a time: the verdict on every row before anything is sent.
+
+A chunk is prepared (ids, values, validation), keyed, looked up in the sync state in bulk and
+decided (send, skip, fail). What must carry from chunk to chunk lives in the `Planner`: the
+event keys already seen in the partition, Pendo's schema once it has been read, and whether
+the state still holds old content-hash event keys.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pendo_assets.client import (
+    MetadataSchema,
+    PendoAuthError,
+    PendoClient,
+    PendoRequestError,
+    PendoUnavailableError,
+)
+
+from .change_detection import (
+    CHANGED_AFTER_DELIVERY,
+    Decision,
+    Keyed,
+    decide_events,
+    decide_metadata,
+    key_events,
+    key_metadata,
+    legacy_event_keys,
+)
+from .field_types import MissingFieldsError, apply_schema
+from .metadata_rows import PreparedMetadata, prepare_metadata
+from .results import RowFailure
+from .spec import EVENT_ID_TARGET, SyncSpec
+from .state_store import Known, StateScope
+from .track_rows import PreparedEvents, prepare_events
+
+
+@dataclass
+class Stop:
+    """Why the sync stopped sending, set once by whichever stage found out first."""
+
+    reason: str | None = None
+    cause: BaseException | None = None
+    before_sending: bool = False  # the preflight refused: nothing of this sync went out
+    retryable: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def set(
+        self,
+        reason: str,
+        cause: BaseException | None,
+        *,
+        retryable: bool,
+        before_sending: bool = False,
+    ) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason, self.cause = reason, cause
+                self.retryable, self.before_sending = retryable, before_sending
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+@dataclass
+class Plan:
+    """One chunk, prepared and decided. Positions are the chunk's own (0..rows-1)."""
+
+    offset: int  # rows of the partition before this chunk
+    rows: int
+    prepared: PreparedMetadata | PreparedEvents
+    ids: list[str | None]
+    keyed: Keyed
+    known: dict[str, Known]
+    decision: Decision
+    failures: dict[int, RowFailure]
+    skipped: dict[int, str]
+
+
+class Planner:
+    """Plans the chunks of one partition in order; not shared between partitions."""
+
+    def __init__(
+        self,
+        spec: SyncSpec,
+        client: PendoClient,
+        scope: StateScope | None,
+        stop: Stop,
+        *,
+        full_refresh: bool,
+        resend_events: bool,
+        with_payloads: bool,
+        preflight: bool,
+        now_ms: int | None,
+    ) -> None:
+        self._spec = spec
+        self._client = client
+        self._scope = scope
+        self._stop = stop
+        self._full_refresh = full_refresh
+        self._resend = full_refresh and resend_events
+        self._with_payloads = with_payloads
+        self._preflight = preflight
+        self._now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        self._seen_events: set[str] = set()
+        self._schema: MetadataSchema | None = None
+        self._legacy_keys: bool | None = None
+        self.older_than_window = 0
+
+    def plan(self, frame: pd.DataFrame, offset: int) -> Plan:
+        frame = frame.reset_index(drop=True)
+        if self._spec.is_metadata:
+            return self._plan_metadata(frame, offset)
+        return self._plan_events(frame, offset)
+
+    def _plan_metadata(self, frame: pd.DataFrame, offset: int) -> Plan:
+        prepared = prepare_metadata(self._spec, frame)
+        # Keys and hashes are of the values as the warehouse has them, before coercion to
+        # Pendo's types, so an unchanged partition needs no schema read: no request at all.
+        keyed = key_metadata(prepared)
+        scope = self._scope
+        known = scope.known(keyed.keys, with_payloads=self._with_payloads) if scope else {}
+        decision = (
+            decide_metadata(keyed, known, mode=self._spec.mode, full_refresh=self._full_refresh)
+            if scope
+            else Decision(send=prepared.sendable, new=set(map(int, prepared.sendable)))
+        )
+        if self._preflight and len(decision.send) and not self._stop:
+            decision.send = self._coerce(prepared, decision.send)
+        return Plan(
+            offset,
+            prepared.rows,
+            prepared,
+            prepared.ids,
+            keyed,
+            known,
+            decision,
+            prepared.failures,
+            dict(prepared.skipped),
+        )
+
+    def _coerce(self, prepared: PreparedMetadata, send: np.ndarray) -> np.ndarray:
+        """Pendo's schema, read once per partition: missing fields or a refused key stop the
+        sync before any row goes out; values are coerced to the declared types."""
+        try:
+            if self._schema is None:
+                self._schema = self._client.read_schema(self._spec.metadata_kind)
+            return apply_schema(self._spec, prepared, self._schema, send)
+        except (MissingFieldsError, PendoAuthError, PendoUnavailableError, PendoRequestError) as e:
+            retryable = isinstance(e, PendoUnavailableError | PendoRequestError)
+            self._stop.set(str(e), e, retryable=retryable, before_sending=True)
+            return send
+
+    def _plan_events(self, frame: pd.DataFrame, offset: int) -> Plan:
+        prepared = prepare_events(self._spec, frame, now_ms=self._now_ms)
+        self.older_than_window += prepared.older_than_window
+        scope = self._scope
+        failures = prepared.failures
+        if scope is None:
+            keyed = Keyed(prepared.sendable, [], [], [])
+            known: dict[str, Known] = {}
+            decision = Decision(send=prepared.sendable, new=set(map(int, prepared.sendable)))
+        else:
+            keyed = key_events(prepared)
+            known = self._known_events(scope, keyed)
+            decision = decide_events(
+                keyed,
+                known,
+                resend=self._resend,
+                by_event_id=prepared.event_ids is not None,
+                seen=self._seen_events,
+            )
+        for position, reason in decision.failed.items():
+            failures[position] = RowFailure(
+                position, prepared.visitor_ids[position], reason, field=EVENT_ID_TARGET
+            )
+        return Plan(
+            offset,
+            prepared.rows,
+            prepared,
+            prepared.visitor_ids,
+            keyed,
+            known,
+            decision,
+            failures,
+            {},
+        )
+
+    def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, Known]:
+        """Delivered events by identity key, plus those recorded under older content-hash keys.
+
+        State written before identity keys holds content hashes: an event found under one was
+        delivered with exactly this content, so it counts as delivered under its identity key.
+        """
+        known = scope.known(keyed.keys)
+        if self._legacy_keys is None:
+            self._legacy_keys = scope.has_legacy_event_keys()
+        if self._legacy_keys:
+            legacy = legacy_event_keys(keyed)
+            found = scope.known(legacy)
+            for key, old, payload_hash in zip(keyed.keys, legacy, keyed.hashes, strict=True):
+                if old in found and key not in known:
+                    known[key] = Known(payload_hash, None)
+        return known
+
+
+def changed_after_delivery(decision: Decision) -> int:
+    return sum(1 for why in decision.skipped.values() if why == CHANGED_AFTER_DELIVERY)
