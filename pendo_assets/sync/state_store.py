@@ -182,9 +182,7 @@ class StateScope:
                     f"WHERE destination = {marker} AND sync_name = {marker} "
                     f"AND record_key IN ({', '.join([marker] * len(chunk))})"
                 )
-                result = connection.exec_driver_sql(
-                    sql, (self.destination, self.sync_name, *chunk)
-                )
+                result = connection.exec_driver_sql(sql, (self.destination, self.sync_name, *chunk))
                 for row in result:
                     found[by_stored[row[0]]] = Known(row[1], row[2] if with_payloads else None)
         return found
