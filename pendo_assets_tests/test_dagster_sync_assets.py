@@ -814,3 +814,35 @@ def test_the_push_alone_reads_the_rows_the_warehouse_holds_now(
     assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == (
         "enterprise"
     )
+
+
+def test_a_partition_pushed_in_chunks_of_two_rows_sends_each_ids_latest_row_once(
+    materialize_sync: Any,
+    sync_resources: Any,
+    sandbox: SandboxServer,
+    sqlite_url: str,
+    sync_day: date,
+) -> None:
+    rows = [visitor(f"v-{i}", at(sync_day, 1), plan="old") for i in range(5)]
+    rows += [visitor(f"v-{i}", at(sync_day, 9), plan=f"new-{i}") for i in range(5)]
+    visitors_table(sqlite_url, rows)
+    resources = sync_resources()
+    resources["warehouse"] = resources["warehouse"].model_copy(update={"chunk_rows": 2})
+
+    run = materialize_sync(VISITORS, sync_day, resources=resources)
+
+    assert run.result.success
+    stored = sandbox.state()["metadata"]["visitor"]
+    assert {vid: stored[vid]["custom"]["plan"] for vid in stored} == {
+        f"v-{i}": f"new-{i}" for i in range(5)
+    }
+    custom = [r for r in sandbox.state()["requests"] if r["path"] == CUSTOM]
+    assert sum(len(r["body"]) for r in custom) == 5
+    metadata = run.metadata("pendo")
+    assert {k: metadata[k] for k in ("dagster/row_count", "sent", "failed", "skipped")} == {
+        "dagster/row_count": 10,
+        "sent": 5,
+        "failed": 0,
+        "skipped": 5,
+    }
+    assert run.metadata("warehouse")["dagster/row_count"] == 10
