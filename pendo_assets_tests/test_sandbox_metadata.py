@@ -56,6 +56,32 @@ def test_without_create_unknown_ids_are_missing_and_not_created(
     assert stored(sandbox) == {}
 
 
+def test_missing_names_each_unknown_id_once_in_batch_order(pendo: httpx.Client) -> None:
+    ids = ["v-b", "v-a", "v-b", "v-c", "v-a"]
+    records = [{"visitorId": visitor, "values": {"plan": "pro"}} for visitor in ids]
+    body = write(pendo, records, create=False).json()
+    assert (body["updated"], body["failed"], body["missing"]) == (0, 0, ["v-b", "v-a", "v-c"])
+
+
+def test_state_keeps_ids_in_creation_order_and_fields_in_first_write_order(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    write(pendo, [{"visitorId": "v-2", "values": {"seats": 1}}])
+    write(
+        pendo,
+        [{"visitorId": "v-1", "values": {"email": "a@example.com"}}],
+        path="/api/v1/metadata/visitor/agent/value",
+    )
+    write(pendo, [{"visitorId": "v-2", "values": {"plan": "pro", "seats": 2}}])
+    write(pendo, [{"visitorId": "v-1", "values": {"is_trial": True, "plan": "free"}}])
+    visitors = stored(sandbox)
+    assert list(visitors) == ["v-2", "v-1"]
+    assert list(visitors["v-2"]) == list(visitors["v-1"]) == ["custom", "agent"]
+    assert list(visitors["v-2"]["custom"].items()) == [("seats", 2), ("plan", "pro")]
+    assert list(visitors["v-1"]["custom"].items()) == [("is_trial", True), ("plan", "free")]
+    assert visitors["v-1"]["agent"] == {"email": "a@example.com"}
+
+
 def test_without_create_known_ids_are_updated_and_values_merge(
     sandbox: SandboxServer, pendo: httpx.Client
 ) -> None:

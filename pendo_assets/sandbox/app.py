@@ -21,7 +21,7 @@ from starlette.routing import Match, Route
 from pendo_assets.sandbox.config import SandboxConfig
 from pendo_assets.sandbox.faults import DroppedResponse, FaultInjector, parse_scripted
 from pendo_assets.sandbox.metadata import schema, write_batch
-from pendo_assets.sandbox.redaction import CREDENTIAL_HEADER, log_entry
+from pendo_assets.sandbox.redaction import CREDENTIAL_HEADER, LoggedRequest
 from pendo_assets.sandbox.rules import GROUPS, ID_KEYS, parse_json, track_event_error
 from pendo_assets.sandbox.store import PACING_SECONDS, SandboxStore
 from pendo_assets.sandbox.track import accept_event
@@ -88,17 +88,18 @@ class _Sandbox:
         """
         if status is not None:
             self.store.counters.responses_by_status[status] += 1
-        entry = log_entry(
+        logged = LoggedRequest(
             method=request.method,
             path=request.url.path,
-            query=request.query_params,
-            headers=request.headers,
+            query_string=request.scope["query_string"],
+            raw_headers=request.headers.raw,
             body=body,
             status=status,
+            received_at=received_at,
             integration_key=self.config.integration_key,
             track_event_secret=self.config.track_event_secret,
         )
-        self.store.log_request({**entry, "received_at": received_at})
+        self.store.log_request(logged)
 
     def _refuse_credential(self, request: Request, expected: str, name: str) -> Response | None:
         """401 without the header, 403 with the wrong credential, None when it matches."""
@@ -204,7 +205,11 @@ def build_app(config: SandboxConfig) -> Starlette:
     """A fresh sandbox app with its own empty state."""
     sandbox = _Sandbox(config)
     pendo = sandbox.pendo
+    # Track first: one request per event makes it the hottest route, and routes are tried in
+    # order. No path matches both /data/track and a metadata route, so the order changes nothing
+    # else (likewise for the control routes, all under /sandbox/, tried after these).
     sandbox.pendo_routes = [
+        Route("/data/track", pendo(sandbox.track), methods=["POST"]),
         Route("/api/v1/metadata/schema/{kind}", pendo(sandbox.metadata_schema), methods=["GET"]),
         Route(
             "/api/v1/metadata/{kind}/{group}/value",
@@ -212,7 +217,6 @@ def build_app(config: SandboxConfig) -> Starlette:
             methods=["POST"],
         ),
         Route("/api/v1/metadata/{kind}/bulk", pendo(sandbox.metadata_bulk), methods=["POST"]),
-        Route("/data/track", pendo(sandbox.track), methods=["POST"]),
     ]
     control_routes = [
         Route("/sandbox/state", sandbox.state, methods=["GET"]),
@@ -222,6 +226,6 @@ def build_app(config: SandboxConfig) -> Starlette:
         Route("/sandbox/{rest:path}", sandbox.unknown_control_route, methods=_ALL_METHODS),
     ]
     fallback = Route("/{rest:path}", pendo(sandbox.no_such_endpoint), methods=_ALL_METHODS)
-    app = Starlette(routes=[*control_routes, *sandbox.pendo_routes, fallback])
+    app = Starlette(routes=[*sandbox.pendo_routes, *control_routes, fallback])
     app.state.sandbox = sandbox
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pendo_assets.sandbox.config import SandboxConfig
-from pendo_assets.sandbox.rules import check_metadata_record
+from pendo_assets.sandbox.rules import ID_KEYS, metadata_record_error
 from pendo_assets.sandbox.store import SandboxStore
 
 # A few of the fields Pendo fills in by itself; clients see them in the schema but never write them.
@@ -35,26 +35,26 @@ def write_batch(
     not count ``missing`` ids, and ``errors`` never say which record they are about.
     """
     declared = config.declared(kind, group)
+    id_key = ID_KEYS[kind]
     updated = 0
     errors: list[str] = []
-    missing: list[str] = []
+    missing: dict[str, None] = {}  # an ordered set: each missing id once, in batch order
     for record in records:
-        check = check_metadata_record(kind, group, record, declared)
-        if check.error is not None:
-            errors.append(check.error)
+        error = metadata_record_error(kind, group, record, declared)
+        if error is not None:
+            errors.append(error)
             continue
-        assert check.record_id is not None and check.values is not None
-        if not create and not store.exists(kind, check.record_id):
-            if check.record_id not in missing:
-                missing.append(check.record_id)
+        record_id: str = record[id_key]  # present and well-typed: the check said so
+        if not create and not store.exists(kind, record_id):
+            missing[record_id] = None
             continue
-        store.merge_values(kind, group, check.record_id, check.values)
+        store.merge_values(kind, group, record_id, record["values"])
         updated += 1
     return {
         "total": len(records),
         "updated": updated,
         "failed": len(errors),
-        "missing": missing,
+        "missing": list(missing),
         "errors": errors,
     }
 

@@ -3,13 +3,20 @@
 The log is served over HTTP (``/sandbox/state``) and ends up in test output and bug reports,
 so the credential header is replaced by the name of what it matched, and any other place a
 credential was pasted into (query, body, path) is masked too.
+
+Masking re-parses and walks the whole body, which costs more than handling the request, and
+most requests fall off the end of the log unseen; so the log keeps a ``LoggedRequest`` (the
+raw parts) and builds the masked entry only when the log is read.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from starlette.datastructures import Headers, QueryParams
 
 from pendo_assets.sandbox.rules import parse_json
 
@@ -25,6 +32,43 @@ def credential_label(value: str, integration_key: str, track_event_secret: str) 
     if hmac.compare_digest(value.encode(), track_event_secret.encode()):
         return "<track_event_secret>"
     return "<invalid>"
+
+
+@dataclass(slots=True, repr=False)
+class LoggedRequest:
+    """One request as received, unmasked: kept only inside the sandbox, never served as is
+    (no field repr either: the headers, query, path and body may hold a credential).
+
+    ``raw_headers`` is a copy of the ASGI header list; ``status`` is None when the connection
+    was dropped; ``received_at`` is ``time.monotonic()`` at arrival. Never changed once made;
+    not frozen only because one is made per request and a frozen one takes thrice as long.
+    """
+
+    method: str
+    path: str
+    query_string: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes
+    status: int | None
+    received_at: float
+    integration_key: str
+    track_event_secret: str
+
+    def entry(self, include_timings: bool = False) -> dict[str, Any]:
+        """The masked log entry, a new object each call; ``received_at`` only with timings."""
+        entry = log_entry(
+            method=self.method,
+            path=self.path,
+            query=QueryParams(self.query_string),
+            headers=Headers(raw=self.raw_headers),
+            body=self.body,
+            status=self.status,
+            integration_key=self.integration_key,
+            track_event_secret=self.track_event_secret,
+        )
+        if include_timings:
+            entry["received_at"] = self.received_at
+        return entry
 
 
 def log_entry(

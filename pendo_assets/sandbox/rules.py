@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from types import NoneType
 from typing import Any
 
 ID_KEYS: dict[str, str] = {"visitor": "visitorId", "account": "accountId"}
@@ -25,6 +25,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+# Built once: json.loads and json.dumps build a new decoder or encoder on every call that
+# passes options, which costs as much as parsing or writing a small body.
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def parse_json(body: bytes) -> tuple[Any, str | None]:
     """(value, None) or (None, why not).
 
@@ -32,7 +38,9 @@ def parse_json(body: bytes) -> tuple[Any, str | None]:
     gaps, are refused rather than accepted and stored.
     """
     try:
-        return json.loads(body, parse_constant=_reject_constant), None
+        # What json.loads does with bytes (UTF-8, -16 or -32), with the decoder built once.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        return _STRICT_DECODER.decode(text), None
     except ValueError as exc:
         return None, f"body is not valid JSON: {exc}"
 
@@ -83,42 +91,49 @@ def _is_iso8601(text: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class RecordCheck:
-    """Outcome of checking one metadata record: either ``error`` or ``record_id`` + ``values``."""
+# Per field type, the exact value types it takes without a closer look: what a JSON parser
+# makes of a valid value. Anything else goes through ``type_error``, which has the final word;
+# this only spares the common case a call per value.
+_PLAINLY_ACCEPTED: dict[str, frozenset[type]] = {
+    "string": frozenset({str, NoneType}),
+    "number": frozenset({int, float, NoneType}),
+    "boolean": frozenset({bool, NoneType}),
+    "time": frozenset({int, NoneType}),
+}
 
-    record_id: str | None = None
-    values: dict[str, Any] | None = None
-    error: str | None = None
 
-
-def check_metadata_record(
+def metadata_record_error(
     kind: str, group: str, record: Any, declared: Mapping[str, str]
-) -> RecordCheck:
-    """Check one record of a metadata write against the fields declared for ``kind``/``group``."""
+) -> str | None:
+    """Why one record of a metadata write is refused, or None if it is acceptable.
+
+    Checked against the fields declared for ``kind``/``group``. None means ``record`` is an
+    object whose id key holds a non-empty string and whose ``values`` object holds declared
+    fields with values of their types. No result object is built: this runs once per record.
+    """
     id_key = ID_KEYS[kind]
     if not isinstance(record, dict):
-        return RecordCheck(error=f"record must be an object, got {json_type(record)}")
+        return f"record must be an object, got {json_type(record)}"
     record_id = record.get(id_key)
     if record_id is None:
-        return RecordCheck(error=f"record has no {id_key}")
+        return f"record has no {id_key}"
     if not isinstance(record_id, str) or not record_id:
-        return RecordCheck(error=f"{id_key} must be a non-empty string")
+        return f"{id_key} must be a non-empty string"
     values = record.get("values")
     if not isinstance(values, dict):
-        return RecordCheck(error=f"values must be an object, got {json_type(values)}")
+        return f"values must be an object, got {json_type(values)}"
     problems: list[str] = []
     for name, value in values.items():
         type_name = declared.get(name)
         if type_name is None:
             problems.append(_undeclared(kind, group, name))
             continue
+        if type(value) in _PLAINLY_ACCEPTED[type_name]:
+            continue
         problem = type_error(type_name, value)
         if problem is not None:
             problems.append(f"field '{name}' {problem}")
-    if problems:
-        return RecordCheck(error="; ".join(problems))
-    return RecordCheck(record_id=record_id, values=values)
+    return "; ".join(problems) if problems else None
 
 
 def _undeclared(kind: str, group: str, name: str) -> str:
@@ -166,11 +181,16 @@ def is_hidden_property(name: str) -> bool:
 
 def properties_size(properties: Mapping[str, Any]) -> int:
     """Size in bytes of the compact UTF-8 JSON of ``properties``, as Pendo measures it."""
-    return len(json.dumps(properties, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return len(_COMPACT_ENCODER.encode(properties).encode("utf-8"))
 
 
 def split_properties(properties: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(properties Pendo keeps, names it hides)."""
-    kept = {name: value for name, value in properties.items() if not is_hidden_property(name)}
-    hidden = [name for name in properties if is_hidden_property(name)]
+    """(properties Pendo keeps, names it hides), both in the order they came."""
+    kept: dict[str, Any] = {}
+    hidden: list[str] = []
+    for name, value in properties.items():
+        if is_hidden_property(name):
+            hidden.append(name)
+        else:
+            kept[name] = value
     return kept, hidden
