@@ -41,6 +41,27 @@ def test_metadata_write_sends_exact_headers_and_body(sandbox: Any, client: Pendo
     ]
 
 
+def test_records_that_carry_their_values_as_json_are_sent_as_that_text(
+    sandbox: Any, client: PendoClient
+) -> None:
+    results = client.write_metadata_batch(
+        "visitor",
+        [
+            MetadataRecord("v-1", {}, '{"plan":"pro","seats":42}'),
+            MetadataRecord('v-"2"', {}, '{"plan":null}'),
+        ],
+        create=True,
+    )
+
+    assert [r.ok for r in results] == [True, True]
+    [request] = _pendo_requests(sandbox)
+    assert request["headers"]["content-type"] == "application/json"
+    assert request["body"] == [
+        {"visitorId": "v-1", "values": {"plan": "pro", "seats": 42}},
+        {"visitorId": 'v-"2"', "values": {"plan": None}},
+    ]
+
+
 def test_account_metadata_uses_account_id_key(sandbox: Any, client: PendoClient) -> None:
     results = client.write_metadata(
         "account", [MetadataRecord("a-1", {"tier": "gold"})], create=True

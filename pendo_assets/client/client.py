@@ -157,13 +157,15 @@ class PendoClient:
         key = self._require_integration_key()
         params = {"create": "true"} if create else None
 
-        def send(payload: list[dict[str, Any]]) -> Outcome:
+        def send(payload: list[dict[str, Any]] | str) -> Outcome:
+            encoded = payload.encode("utf-8") if isinstance(payload, str) else None
             return self._transport.request(
                 "POST",
                 url,
                 credential=key,
                 credential_name=INTEGRATION_KEY,
-                json=payload,
+                json=None if encoded is not None else payload,
+                content=encoded,
                 params=params,
             )
 

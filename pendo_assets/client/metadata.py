@@ -7,10 +7,16 @@ is pinned on its record is safe. A record counts as accepted only when a respons
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+
+try:  # the C function `json` uses to write text when ensure_ascii is off
+    from _json import encode_basestring as _encode_text
+except ImportError:  # pragma: no cover - CPython always has it
+    _encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 from .errors import PendoUnavailableError
 from .models import (
@@ -25,7 +31,13 @@ from .transport import Outcome, response_message
 
 NOT_FOUND_REASON = "not found in Pendo"
 
-SendBatch = Callable[[list[dict[str, Any]]], Outcome]
+
+def _json_text(value: Any) -> str:
+    return _encode_text(value) if type(value) is str else json.dumps(value, ensure_ascii=False)
+
+
+# A batch as JSON-ready records, or as JSON text when every record came encoded.
+SendBatch = Callable[[list[dict[str, Any]] | str], Outcome]
 
 
 def metadata_path(kind: str, group: str) -> str:
@@ -68,8 +80,16 @@ class MetadataBatchWriter:
     def write(self, records: Sequence[MetadataRecord]) -> list[RecordResult]:
         return self._write(list(records), retried=False)
 
+    def _payload(self, batch: list[MetadataRecord]) -> list[dict[str, Any]] | str:
+        """The request body: joined from the records' own JSON text when they all carry it."""
+        if not batch or any(r.values_json is None for r in batch):
+            return [{self._id_key: r.id, "values": r.values} for r in batch]
+        head = '{"' + self._id_key + '":'
+        items = [head + _json_text(r.id) + ',"values":' + str(r.values_json) + "}" for r in batch]
+        return "[" + ",".join(items) + "]"
+
     def _write(self, batch: list[MetadataRecord], *, retried: bool) -> list[RecordResult]:
-        payload = [{self._id_key: r.id, "values": r.values} for r in batch]
+        payload = self._payload(batch)
         try:
             outcome = self._send(payload)
         except PendoUnavailableError as exc:

@@ -95,6 +95,7 @@ class Transport:
         credential: Secret,
         credential_name: str,
         json: Any = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         idempotent: bool = True,
     ) -> Outcome:
@@ -115,12 +116,11 @@ class Transport:
             unusable = False
             repeatable = True
             try:
+                headers = {CREDENTIAL_HEADER: credential.reveal()}
+                if content is not None:  # JSON the caller encoded itself
+                    headers["Content-Type"] = "application/json"
                 response = self.http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers={CREDENTIAL_HEADER: credential.reveal()},
+                    method, url, json=json, content=content, params=params, headers=headers
                 )
             except CONFIGURATION_ERRORS as exc:
                 problem = self._describe(exc)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .json_columns import encoded, objects
 from .metadata_rows import PreparedMetadata
 from .record_keys import canonical_json, digest, event_key, legacy_event_key
 from .state_store import Known
@@ -44,17 +45,25 @@ class Keyed:
 
 
 def key_metadata(prepared: PreparedMetadata) -> Keyed:
+    """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` and their hashes, built a
+    column at a time (the same text `canonical_json` gives, so hashes never change)."""
     positions = prepared.sendable
-    payloads = []
-    for position in positions:
-        body = {
-            group: {name: values[position] for name, values in columns.items()}
-            for group, columns in (("custom", prepared.custom), ("agent", prepared.agent))
-            if columns
-        }
-        payloads.append(canonical_json(body))
-    keys = [prepared.ids[p] or "" for p in positions]
-    return Keyed(positions, keys, payloads, [digest(p) for p in payloads])
+    rows = positions.tolist()
+    payloads: list[str] | None = None
+    for group, columns in (("agent", prepared.agent), ("custom", prepared.custom)):
+        if not columns:
+            continue
+        values = [encoded([column[p] for p in rows]) for column in columns.values()]
+        texts = objects(list(columns), values)
+        label = f'"{group}":'
+        if payloads is None:
+            payloads = ["{" + label + text for text in texts]
+        else:
+            pairs = zip(payloads, texts, strict=True)
+            payloads = [payload + "," + label + text for payload, text in pairs]
+    bodies = ["{}"] * len(rows) if payloads is None else [p + "}" for p in payloads]
+    keys = [prepared.ids[p] or "" for p in rows]
+    return Keyed(positions, keys, bodies, [digest(p) for p in bodies])
 
 
 def key_events(prepared: PreparedEvents) -> Keyed:

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from pendo_assets.client import PendoAuthError, PendoClient, PendoError
 
-from .change_detection import changes_markdown
+from .change_detection import Keyed, changes_markdown
 from .chunk_plan import Plan, Planner, Stop
 from .metadata_delivery import deliver_metadata
 from .metadata_rows import PreparedMetadata
@@ -35,6 +36,7 @@ from .results import DryRun, RowFailure, SyncReport
 from .row_accounting import account_broken_chunk, account_chunk
 from .spec import SyncSpec
 from .state_store import Accepted, StateScope, StateStore
+from .state_writer import StateWriter
 from .track_delivery import deliver_events
 from .track_rows import PreparedEvents
 from .warehouse import WarehouseError
@@ -146,38 +148,14 @@ def _guarded(
         now_ms=options.now_ms,
     )
     chunks = [rows] if isinstance(rows, pd.DataFrame) else rows
-    send = _sender(spec, client, options, scope, lease)
-    dry_runs: list[DryRun] = []
-    with Prefetched(_planned(iter(chunks), planner)) as plans:
-        for item in plans:
-            if isinstance(item, _SourceFailed):
-                if report.rows == 0:
-                    raise item.error  # nothing happened yet: the warehouse's own error
-                stop.set(f"cannot read the warehouse: {item.error}", item.error, retryable=True)
-                break
-            if isinstance(item, _Broken):
-                retryable = _is_database(item.error)
-                reason = _internal_reason(item.error)
-                stop.set(reason, item.error, retryable=retryable)
-                account_broken_chunk(
-                    report, spec, item.frame, item.offset, reason, retryable=retryable
-                )
-                continue
-            _log_validation(spec, item.failures, report, log)
-            if options.dry_run:
-                outcome = DeliveryOutcome(item.rows)
-                dry_runs.append(_dry_run(item, report.dry_run))
-            elif stop:
-                outcome = DeliveryOutcome(item.rows)
-                outcome.abort(str(stop.reason), stop.cause)
-            else:
-                outcome = send(item)
-                if outcome.aborted:
-                    retryable = not isinstance(outcome.abort_cause, PendoAuthError)
-                    stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
-            account_chunk(report, item, outcome, dry_run=options.dry_run)
-            if dry_runs:
-                report.dry_run = dry_runs[-1]
+    send = _Sender(spec, client, options, scope, lease)
+    try:
+        with Prefetched(_planned(iter(chunks), planner)) as plans:
+            _deliver_all(plans, spec, options, send, stop, report, log)
+    finally:
+        unrecorded = send.close()
+    if unrecorded is not None:
+        stop.set(unrecorded, None, retryable=True)
     _warn_old_events(spec, planner.older_than_window, report, partition_key, log)
     report.requests = client.stats_snapshot().requests - requests_before
     report.duration_seconds = time.perf_counter() - started
@@ -188,6 +166,43 @@ def _guarded(
         what = f"stopped before sending: {stop.reason}" if stop.before_sending else None
         raise _stopped(spec, report, what or f"stopped: {stop.reason}", retryable=stop.retryable)
     return report
+
+
+def _deliver_all(
+    plans: Iterable[object],
+    spec: SyncSpec,
+    options: SyncOptions,
+    send: _Sender,
+    stop: Stop,
+    report: SyncReport,
+    log: Log,
+) -> None:
+    """Each planned chunk: sent (unless stopped or a dry run), then accounted."""
+    for item in plans:
+        if isinstance(item, _SourceFailed):
+            if report.rows == 0:
+                raise item.error  # nothing happened yet: the warehouse's own error
+            stop.set(f"cannot read the warehouse: {item.error}", item.error, retryable=True)
+            break
+        if isinstance(item, _Broken):
+            retryable = _is_database(item.error)
+            reason = _internal_reason(item.error)
+            stop.set(reason, item.error, retryable=retryable)
+            account_broken_chunk(report, spec, item.frame, item.offset, reason, retryable=retryable)
+            continue
+        _log_validation(spec, item.failures, report, log)
+        if options.dry_run:
+            outcome = DeliveryOutcome(item.rows)
+            report.dry_run = _dry_run(item, report.dry_run)
+        elif stop:
+            outcome = DeliveryOutcome(item.rows)
+            outcome.abort(str(stop.reason), stop.cause)
+        else:
+            outcome = send(item)
+            if outcome.aborted:
+                retryable = not isinstance(outcome.abort_cause, PendoAuthError)
+                stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
+        account_chunk(report, item, outcome, dry_run=options.dry_run)
 
 
 def _planned(chunks: Iterator[pd.DataFrame], planner: Planner) -> Iterator[object]:
@@ -260,74 +275,101 @@ def _stopped(spec: SyncSpec, report: SyncReport, what: str, *, retryable: bool) 
     )
 
 
-def _sender(
-    spec: SyncSpec,
-    client: PendoClient,
-    options: SyncOptions,
-    scope: StateScope | None,
-    lease: PartitionLease | None,
-) -> Callable[[Plan], DeliveryOutcome]:
-    """Deliver one planned chunk; for events, each visitor's pacing carries to the next."""
-    next_allowed: dict[str, float] = {}
-    lost = _lost(lease)
+class _Sender:
+    """Delivers planned chunks; what carries from chunk to chunk: each visitor's pacing, and
+    (metadata) the one thread that records what Pendo accepted."""
 
-    def send(plan: Plan) -> DeliveryOutcome:
+    def __init__(
+        self,
+        spec: SyncSpec,
+        client: PendoClient,
+        options: SyncOptions,
+        scope: StateScope | None,
+        lease: PartitionLease | None,
+    ) -> None:
+        self._spec = spec
+        self._client = client
+        self._options = options
+        self._scope = scope
+        self._lease = lease
+        self._next_allowed: dict[str, float] = {}
+        self._writer = (
+            StateWriter(scope, options.run_id, lease)
+            if scope is not None and spec.is_metadata and not options.dry_run
+            else None
+        )
+
+    def __call__(self, plan: Plan) -> DeliveryOutcome:
+        spec, options = self._spec, self._options
         if isinstance(plan.prepared, PreparedMetadata):
             return deliver_metadata(
-                client,
+                self._client,
                 plan.prepared,
                 plan.decision.send,
                 kind=spec.metadata_kind,
                 create=spec.mode in ("upsert", "insert"),
                 max_in_flight=options.max_in_flight,
-                on_accepted=_recorder(plan, options, scope, lease, with_payloads=True),
-                lost=lost,
+                on_accepted=self._metadata_recorder(plan),
+                lost=self._lost,
             )
         assert isinstance(plan.prepared, PreparedEvents)
         return deliver_events(
-            client,
+            self._client,
             plan.prepared,
             plan.decision.send,
             max_in_flight=options.max_in_flight,
-            on_accepted=_recorder(plan, options, scope, lease, with_payloads=False),
+            on_accepted=self._event_recorder(plan),
             in_doubt=spec.in_doubt,
-            lost=lost,
-            next_allowed=next_allowed,
+            lost=self._lost,
+            next_allowed=self._next_allowed,
         )
 
-    return send
+    def close(self) -> str | None:
+        """Write what is still waiting; why the sync must stop if a write failed."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        return self._writer.problem()
+
+    def _lost(self) -> str | None:
+        """Why the run may no longer send: its lease was taken over, or a state write failed."""
+        if self._lease is not None and self._lease.lost:
+            return self._lease.lost_message()
+        return self._writer.problem() if self._writer is not None else None
+
+    def _metadata_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
+        writer = self._writer
+        if writer is None:
+            return None
+        keyed = plan.keyed
+
+        def record(positions: Iterable[int]) -> None:
+            indexes = _indexes(keyed, positions)
+            writer.put(Accepted(keyed.keys[i], keyed.hashes[i], keyed.payloads[i]) for i in indexes)
+
+        return record
+
+    def _event_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
+        """Events are recorded by their acknowledgement batches, in the sender's thread: a
+        failed write must count the events it held as in doubt."""
+        scope = self._scope
+        if scope is None:
+            return None
+        keyed = plan.keyed
+        run_id, lease = self._options.run_id, self._lease
+
+        def record(positions: Iterable[int]) -> None:
+            indexes = _indexes(keyed, positions)
+            accepted = [Accepted(keyed.keys[i], keyed.hashes[i]) for i in indexes]
+            scope.record(run_id, accepted, lease=lease)
+
+        return record
 
 
-def _recorder(
-    plan: Plan,
-    options: SyncOptions,
-    state: StateScope | None,
-    lease: PartitionLease | None,
-    *,
-    with_payloads: bool,
-) -> Callable[[Iterable[int]], None] | None:
-    """What delivery calls with the positions Pendo accepted: one state write for them all."""
-    if state is None:
-        return None
-    keyed = plan.keyed
-    index_of = {int(p): i for i, p in enumerate(keyed.positions)}
-
-    def record(positions: Iterable[int]) -> None:
-        accepted = []
-        for position in positions:
-            i = index_of[int(position)]
-            payload = keyed.payloads[i] if with_payloads else None
-            accepted.append(Accepted(keyed.keys[i], keyed.hashes[i], payload))
-        state.record(options.run_id, accepted, lease=lease)
-
-    return record
-
-
-def _lost(lease: PartitionLease | None) -> Callable[[], str | None] | None:
-    """Why the run may no longer send, once its lease renewer found the lease taken over."""
-    if lease is None:
-        return None
-    return lambda: lease.lost_message() if lease.lost else None
+def _indexes(keyed: Keyed, positions: Iterable[int]) -> list[int]:
+    """Where rows are in `keyed` (its positions ascend: the chunk's sendable rows in order)."""
+    wanted = np.fromiter(positions, dtype=np.int64)
+    return np.searchsorted(keyed.positions, wanted).tolist()  # type: ignore[no-any-return]
 
 
 def _warn_old_events(

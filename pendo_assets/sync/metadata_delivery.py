@@ -97,9 +97,7 @@ def deliver_metadata(
                 else:
                     outcome.add(int(position), result)
             pending = np.asarray(accepted, dtype=np.int64)
-        for position in pending:
-            p = int(position)
-            outcome.add(p, RecordResult.accepted(prepared.ids[p] or "", retried=p in retried))
+        outcome.accept_all(pending, retried)
         if len(pending) and on_accepted is not None:
             try:
                 on_accepted(pending)

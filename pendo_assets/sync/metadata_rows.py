@@ -11,6 +11,7 @@ import pandas as pd
 from pendo_assets.client import MetadataRecord
 
 from .convert import to_identifiers, to_json_scalars
+from .json_columns import encoded, objects
 from .results import RowFailure
 from .spec import AGENT_PREFIX, SyncSpec
 
@@ -30,11 +31,13 @@ class PreparedMetadata:
     skipped: dict[int, str] = field(default_factory=dict)
 
     def records(self, group: str, positions: Sequence[int]) -> Iterator[MetadataRecord]:
-        """Build records only for the rows of one batch, so bodies never pile up in memory."""
+        """Build records only for the rows of one batch, so bodies never pile up in memory;
+        their values are encoded to JSON here, a column at a time, and nowhere else."""
         columns = self.custom if group == "custom" else self.agent
-        for position in positions:
-            values = {name: column[position] for name, column in columns.items()}
-            yield MetadataRecord(self.ids[position], values)  # type: ignore[arg-type]
+        rows = [int(p) for p in positions]
+        values = [encoded([column[p] for p in rows], strict=True) for column in columns.values()]
+        for position, text in zip(rows, objects(list(columns), values), strict=True):
+            yield MetadataRecord(self.ids[position], {}, text)  # type: ignore[arg-type]
 
     @property
     def groups(self) -> list[str]:

@@ -104,6 +104,17 @@ class DeliveryOutcome:
                     ),
                 )
 
+    def accept_all(self, positions: np.ndarray, retried: set[int]) -> None:
+        """Rows every request of which Pendo accepted, in one step (no per-row result)."""
+        with self._lock:
+            failed = [p for p in positions if int(p) in self.failed] if self.failed else []
+            self.sent[positions] = True
+            if failed:
+                self.sent[np.asarray(failed, dtype=np.int64)] = False
+            again = [p for p in positions if int(p) in retried] if retried else []
+            if again:
+                self.retried[np.asarray(again, dtype=np.int64)] = True
+
     def note_in_doubt(self) -> None:
         """A send whose answer was lost, sent again: it may end up in Pendo twice."""
         with self._lock:

@@ -1,0 +1,62 @@
+"""JSON text of whole columns of values, spelled exactly as `record_keys.canonical_json`.
+
+Record hashes must not change between releases (a changed spelling would resend every
+record once), so each scalar is written the way `json` writes it, type by type, and anything
+else goes through the same encoder. Encoding a column at a time and joining the pieces per
+row is several times cheaper than one encoder call per row (measured in the engine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .record_keys import canonical_json
+
+try:  # the C function `json` itself uses when ensure_ascii is off
+    from _json import encode_basestring as _text
+except ImportError:  # pragma: no cover - CPython always has it
+    _text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def encoded(values: Iterable[Any], *, strict: bool = False) -> list[str]:
+    """Each value as JSON text, exactly as `canonical_json(value)` spells it.
+
+    `strict` refuses NaN and infinities (ValueError), as a request body must.
+    """
+    if not strict:
+        return [_encode(value) for value in values]
+    return [_strict(value) for value in values]
+
+
+def _strict(value: Any) -> str:
+    if type(value) is float and not math.isfinite(value):
+        raise ValueError(f"{value!r} has no JSON form")
+    return _encode(value)
+
+
+def _encode(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _text(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return canonical_json(value)  # floats (NaN spelling), containers, anything else
+
+
+def objects(names: Sequence[str], columns: Sequence[Sequence[str]]) -> list[str]:
+    """Per row, the JSON object `{name: value}` with sorted names, from encoded columns (at
+    least one)."""
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    first = order[0]
+    texts = [f"{{{_text(names[first])}:{value}" for value in columns[first]]
+    for i in order[1:]:
+        label = f",{_text(names[i])}:"
+        texts = [text + label + value for text, value in zip(texts, columns[i], strict=True)]
+    return [text + "}" for text in texts]

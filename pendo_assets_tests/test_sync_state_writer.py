@@ -1,0 +1,97 @@
+"""The state writer: senders hand over what Pendo accepted; one thread writes it, and a failed
+write stops the sync with every row still accounted for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pendo_assets.client import PendoClient
+from pendo_assets.sandbox import SandboxServer
+from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
+from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets.sync.state_store import Accepted, StateStore, state_engine
+from pendo_assets.sync.state_writer import StateWriter
+
+PARTITION = "2026-11-02"
+VISITORS = SyncSpec(
+    name="visitors",
+    object_type="visitor_metadata",
+    source=SourceSpec(partition_column="updated_at", table="visitors"),
+    mapping={"id": "visitorId", "plan": "plan"},
+)
+
+
+@pytest.fixture
+def state(tmp_path: Any) -> Iterator[StateStore]:
+    engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    yield StateStore(engine)
+    engine.dispose()
+
+
+def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:
+    scope = state.scope("https://pendo.example#abc", "visitors")
+    writer = StateWriter(scope, "run-1", None)
+
+    for batch in range(30):
+        writer.put(Accepted(f"v-{batch}-{i}", "h", "{}") for i in range(100))
+
+    assert writer.close() is None
+    assert scope.count() == 3000
+    assert scope.known(["v-29-99"]) == {"v-29-99": ("h", None)}
+
+
+def test_a_failed_write_is_reported_and_nothing_more_is_attempted(state: StateStore) -> None:
+    scope = state.scope("https://pendo.example#abc", "visitors")
+    with state.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE pendo_sync_state")
+    writer = StateWriter(scope, "run-1", None)
+
+    writer.put([Accepted("v-1", "h", "{}")])
+    error = writer.close()
+
+    assert isinstance(error, sa.exc.OperationalError)
+    assert (writer.problem() or "").startswith(
+        "could not record accepted records in sync state: OperationalError: no such table"
+    )
+
+
+def test_a_sync_whose_state_writes_fail_stops_retryably_with_every_row_accounted(
+    sandbox: SandboxServer, client: PendoClient, state: StateStore
+) -> None:
+    scope = state.scope(destination_of(VISITORS, client), "visitors")
+    frames = [
+        pd.DataFrame({"id": [f"v-{c}-{i}" for i in range(3)], "plan": ["pro"] * 3}, dtype=object)
+        for c in range(3)
+    ]
+
+    with state.engine.begin() as connection:  # reads work, every write fails (disk full)
+        connection.exec_driver_sql(
+            "CREATE TRIGGER full BEFORE INSERT ON pendo_sync_state "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+
+    with pytest.raises(SyncAborted) as aborted:
+        run_sync(
+            VISITORS,
+            frames,
+            client,
+            partition_key=PARTITION,
+            state=state,
+            options=SyncOptions(max_in_flight=1),
+        )
+
+    report = aborted.value.report
+    assert aborted.value.retryable
+    assert "could not record accepted records in sync state" in str(aborted.value)
+    assert report.rows == 9
+    assert report.sent >= 3  # the first batch went out before its write failed
+    assert report.sent + report.failed == 9
+    assert all(f.reason.startswith("not sent: could not record") for f in report.failures)
+    assert all(f.retryable for f in report.failures)
+    assert scope.count() == 0
