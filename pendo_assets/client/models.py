@@ -56,7 +56,7 @@ class RecordResult:
 
     @classmethod
     def accepted(cls, record_id: str, *, retried: bool) -> RecordResult:
-        return cls(record_id=record_id, ok=True, retried=retried)
+        return cls(record_id, True, retried)  # positional: built once per record
 
     @classmethod
     def failed(

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from .converted import Converted, plain
+from .converted import Converted, is_text_utf8, plain
 from .identifiers import to_identifiers
 from .instants import MISSING, to_epoch_ms
 from .scalar_values import NOT_FINITE, REASON, json_scalar
@@ -45,8 +45,33 @@ def _floats(column: pd.Series) -> Converted:
     return Converted(plain(column.where(np.isfinite(numbers))), ~finite, NOT_FINITE)
 
 
+# Ints beyond this have no float form: JSON readers would turn them into infinity.
+_FLOAT_LIMIT = 2**1023
+
+
+def _already_json(values: np.ndarray) -> list[object] | None:
+    """The values themselves when all are text (UTF-8), booleans, ints or None: nothing to do
+    (the common case, checked in a few C-speed passes instead of one call per value)."""
+    kinds = set(map(type, values))
+    if not kinds <= {str, bool, int, type(None)}:
+        return None
+    out = values.tolist()
+    if str in kinds:
+        texts = [v for v in out if type(v) is str]
+        if not "".join(texts).isascii() and not all(map(is_text_utf8, texts)):
+            return None
+    if int in kinds:
+        ints = [v for v in out if type(v) is int]
+        if max(ints) >= _FLOAT_LIMIT or min(ints) <= -_FLOAT_LIMIT:
+            return None
+    return out  # type: ignore[no-any-return]
+
+
 def _objects(values: np.ndarray) -> Converted:
     """Datetimes and dates in one vectorised pass; every other value on its own."""
+    same = _already_json(values)
+    if same is not None:
+        return Converted(same, np.zeros(len(values), dtype=bool), REASON)
     out: list[object] = [None] * len(values)
     reasons: dict[int, str] = {}
     instants: list[int] = []

@@ -345,7 +345,8 @@ class _Sender:
 
         def record(positions: Iterable[int]) -> None:
             indexes = _indexes(keyed, positions)
-            writer.put(Accepted(keyed.keys[i], keyed.hashes[i], keyed.payloads[i]) for i in indexes)
+            keys, hashes, payloads = keyed.keys, keyed.hashes, keyed.payloads
+            writer.put((keys[i], hashes[i], payloads[i]) for i in indexes)  # Accepted's fields
 
         return record
 

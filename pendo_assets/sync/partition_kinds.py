@@ -74,6 +74,8 @@ class PartitionKind:
     label = ""
     #: True when the SQL conditions only narrow the rows: the caller cuts exactly on ``instants``.
     approximate_in_sql = False
+    #: True when ORDER BY the column is the order of the instants (no sort needed after).
+    ordered_in_sql = False
 
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
         """A sargable condition keeping the rows of the UTC day ``[start, end)``."""
@@ -107,6 +109,8 @@ class _Timestamps(PartitionKind):
     def __init__(self, aware: bool, timezone: str = "UTC") -> None:
         self.aware = aware
         self.zone = ZoneInfo(timezone)
+        # Naive wall-clock time in a zone with DST repeats an hour each autumn.
+        self.ordered_in_sql = aware or timezone == "UTC"
         self.label = (
             "timestamps with a time zone"
             if aware
@@ -142,6 +146,7 @@ class _Timestamps(PartitionKind):
 
 class _Dates(PartitionKind):
     label = "dates"
+    ordered_in_sql = True
 
     def day_filter(self, column: Any, start: datetime, end: datetime) -> sa.ColumnElement[bool]:
         return sa.and_(column >= _date_bound(start.date()), column < _date_bound(end.date()))

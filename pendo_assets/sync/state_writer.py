@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from .outcome import brief
 from .partition_lease import PartitionLease
-from .state_store import Accepted, StateScope
+from .state_store import AcceptedRow, StateScope
 
 MAX_ROWS = 20_000  # rows per transaction at most
 QUEUED_BATCHES = 64  # hand-overs waiting at most before senders wait
@@ -28,12 +28,12 @@ class StateWriter:
         self._scope = scope
         self._run_id = run_id
         self._lease = lease
-        self._queue: queue.Queue[list[Accepted] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
+        self._queue: queue.Queue[list[AcceptedRow] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pendo-state-writer", daemon=True)
         self._thread.start()
 
-    def put(self, accepted: Iterable[Accepted]) -> None:
+    def put(self, accepted: Iterable[AcceptedRow]) -> None:
         if self.error is None:
             self._queue.put(list(accepted))
 

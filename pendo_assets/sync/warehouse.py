@@ -247,8 +247,8 @@ def _in_instant_order(
     frame: pd.DataFrame, source: SourceSpec, kind: PartitionKind, start: datetime, end: datetime
 ) -> pd.DataFrame:
     """The rows of the day in the order of the instant they name (ties keep their order)."""
-    if not len(frame):
-        return frame
+    if not len(frame) or (kind.ordered_in_sql and not kind.approximate_in_sql):
+        return frame  # the query's ORDER BY did it
     instants = kind.instants(frame[source.partition_column])
     if kind.approximate_in_sql:
         instants = instants[(instants >= start) & (instants < end)]
