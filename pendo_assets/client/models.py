@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 MetadataKind = Literal["visitor", "account"]
 MetadataGroup = Literal["custom", "agent"]
@@ -24,12 +24,12 @@ class FailureKind:
     IN_DOUBT = "in_doubt"  # a track event Pendo may have recorded: its answer was lost
 
 
-@dataclass(frozen=True, slots=True)
-class MetadataRecord:
+class MetadataRecord(NamedTuple):
     """One visitor or account and the values to write into one metadata group.
 
     `values_json`, when given, is the JSON text of `values`, encoded once by the caller: it is
-    what is sent, and `values` may then be left empty.
+    what is sent, and `values` may then be left empty. A named tuple: one is built per record
+    sent, at half a frozen dataclass's cost.
     """
 
     id: str

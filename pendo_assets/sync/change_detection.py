@@ -53,7 +53,10 @@ def key_metadata(prepared: PreparedMetadata) -> Keyed:
     for group, columns in (("agent", prepared.agent), ("custom", prepared.custom)):
         if not columns:
             continue
-        values = [encoded([column[p] for p in rows]) for column in columns.values()]
+        if len(rows) == prepared.rows:  # every row goes: no picking
+            values = [encoded(column) for column in columns.values()]
+        else:
+            values = [encoded([column[p] for p in rows]) for column in columns.values()]
         texts = objects(list(columns), values)
         label = f'"{group}":'
         if payloads is None:

@@ -34,10 +34,11 @@ class PreparedMetadata:
         """Build records only for the rows of one batch, so bodies never pile up in memory;
         their values are encoded to JSON here, a column at a time, and nowhere else."""
         columns = self.custom if group == "custom" else self.agent
-        rows = [int(p) for p in positions]
+        rows = np.asarray(positions, dtype=np.int64).tolist()
         values = [encoded([column[p] for p in rows], strict=True) for column in columns.values()]
-        for position, text in zip(rows, objects(list(columns), values), strict=True):
-            yield MetadataRecord(self.ids[position], {}, text)  # type: ignore[arg-type]
+        ids = self.ids
+        texts = objects(list(columns), values)
+        return (MetadataRecord(ids[p], {}, text) for p, text in zip(rows, texts, strict=True))  # type: ignore[arg-type]
 
     @property
     def groups(self) -> list[str]:
