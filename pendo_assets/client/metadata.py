@@ -140,7 +140,7 @@ class MetadataBatchWriter:
             body = None
         raw_missing = body.get("missing") if isinstance(body, dict) else None
         missing = {str(m) for m in raw_missing} if isinstance(raw_missing, list) else set()
-        candidates = [r for r in batch if r.id not in missing]
+        candidates = [r for r in batch if r.id not in missing] if missing else batch
         accepted = _accepted_count(body, len(candidates))
         raw_errors = body.get("errors") if isinstance(body, dict) else None
         errors = tuple(raw_errors) if isinstance(raw_errors, list) else ()
@@ -201,6 +201,8 @@ class MetadataBatchWriter:
         retried: bool,
     ) -> list[RecordResult]:
         """Put results back in input order, with the missing ids failed as not found."""
+        if not missing:
+            return results
         queue = iter(results)
         merged: list[RecordResult] = []
         for record in batch:
