@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from pendo_assets.sync.convert import to_json_scalars
+from pendo_assets.sync.prepare.convert import to_json_scalars
+from pendo_assets.sync.source.warehouse import read_partition
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import read_partition
 
 URL = os.environ.get(
     "PENDO_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

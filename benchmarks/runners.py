@@ -26,7 +26,7 @@ from workloads import (
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.state_store import StateStore, state_engine
+from pendo_assets.sync.record.state_store import StateStore, state_engine
 
 MIB = 1024 * 1024
 METADATA_PATH = "/api/v1/metadata/visitor/custom/value"

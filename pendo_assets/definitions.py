@@ -12,8 +12,8 @@ from pendo_assets.defs.database_resources import SyncStateResource, WarehouseRes
 from pendo_assets.defs.environment import state_url, syncs_file, warehouse_url
 from pendo_assets.defs.factory import build_pendo_definitions
 from pendo_assets.defs.resources import pendo_resource_from_env
+from pendo_assets.sync.source.warehouse import DEFAULT_CHUNK_ROWS
 from pendo_assets.sync.spec import load_syncs_file
-from pendo_assets.sync.warehouse import DEFAULT_CHUNK_ROWS
 
 
 def _url(variable: str, default: str) -> str:

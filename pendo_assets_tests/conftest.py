@@ -368,7 +368,7 @@ def materialize_sync(sync_resources: Any) -> Any:
 def stored_failures(state_url: str) -> Any:
     """Reads ``pendo_sync_failures`` at ``state_url``: dicts, oldest first, filtered by the
     keyword arguments (``sync_name``, ``partition_key``, ``run_id``)."""
-    from pendo_assets.sync.failure_store import FailureStore
+    from pendo_assets.sync.record.failure_store import FailureStore
 
     def read(**filters: Any) -> list[dict[str, Any]]:
         engine = sa.create_engine(state_url, poolclass=sa.NullPool)

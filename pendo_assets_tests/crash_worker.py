@@ -11,9 +11,9 @@ import pandas as pd
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.partition_lease import LeaseSettings
+from pendo_assets.sync.record.partition_lease import LeaseSettings
+from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateStore, state_engine
 
 NOW_MS = 1_794_000_000_000
 # A killed run's lease frees up this soon, so the re-run waits only briefly for it.

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from pendo_assets.sandbox import SandboxServer
-from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.record.failure_store import FailureStore
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import DemoLocation

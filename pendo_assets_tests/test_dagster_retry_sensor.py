@@ -26,7 +26,7 @@ from pendo_assets.defs.factory import build_pendo_definitions
 from pendo_assets.defs.resources import PendoResource
 from pendo_assets.defs.retry_sensor import build_retry_sensor
 from pendo_assets.sandbox import SandboxServer
-from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.record.failure_store import FailureStore
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import SourceSpec, SyncSpec, parse_syncs
 

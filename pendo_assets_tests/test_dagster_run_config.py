@@ -116,7 +116,7 @@ def test_a_dry_run_stopped_by_preflight_writes_no_failures(
 
 
 def test_failures_of_an_earlier_attempt_of_the_same_run_are_resolved(state_url: str) -> None:
-    from pendo_assets.sync.failure_store import FailureStore
+    from pendo_assets.sync.record.failure_store import FailureStore
     from pendo_assets.sync.results import RowFailure
 
     store = FailureStore(sa.create_engine(state_url, poolclass=sa.NullPool))

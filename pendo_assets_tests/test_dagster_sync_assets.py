@@ -22,8 +22,8 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, Te
 from pendo_assets.defs.factory import daily_partitions
 from pendo_assets.defs.sync_assets import build_sync_assets
 from pendo_assets.sandbox import SandboxServer
+from pendo_assets.sync.record.state_tables import state_table
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_tables import state_table
 from pendo_assets_tests.conftest import SyncMaterialization
 
 VISITORS = SyncSpec(

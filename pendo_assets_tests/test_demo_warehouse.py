@@ -18,7 +18,7 @@ from pendo_assets.demo.warehouse_data import (
     build_demo_warehouse,
     main,
 )
-from pendo_assets.sync.field_names import name_problem
+from pendo_assets.sync.prepare.field_names import name_problem
 
 TODAY = date(2026, 11, 25)
 WINDOW = (

@@ -14,9 +14,9 @@ import pytest
 
 from pendo_assets.client import PendoClient, RetryPolicy
 from pendo_assets.client.errors import INTEGRATION_KEY_HELP, TRACK_SECRET_HELP
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.metadata_rows import SUPERSEDED
-from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 

@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
-from pendo_assets.sync.change_detection import ALREADY_DELIVERED, ALREADY_SENT, UNCHANGED
+from pendo_assets.sync.decide.change_detection import ALREADY_DELIVERED, ALREADY_SENT, UNCHANGED
+from pendo_assets.sync.deliver.outcome import NOT_IN_PENDO, SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
-from pendo_assets.sync.field_types import MissingFieldsError
-from pendo_assets.sync.outcome import NOT_IN_PENDO, SyncAborted
+from pendo_assets.sync.prepare.field_types import MissingFieldsError
+from pendo_assets.sync.record.state_store import StateScope, StateStore, state_engine
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateScope, StateStore, state_engine
 
 PARTITION = "2026-11-02"
 NOW_MS = 1_794_000_000_000

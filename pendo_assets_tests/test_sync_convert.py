@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pendo_assets.sync.boolean_spellings import NotABoolean
-from pendo_assets.sync.convert import to_epoch_ms, to_identifiers, to_json_scalars
-from pendo_assets.sync.scalar_values import not_scalar
+from pendo_assets.sync.prepare.convert import to_epoch_ms, to_identifiers, to_json_scalars
+from pendo_assets.sync.prepare.scalar_values import not_scalar
+from pendo_assets.sync.source.boolean_spellings import NotABoolean
 
 NOV_2 = 1_793_577_600_000  # 2026-11-02T00:00:00Z in epoch milliseconds
 NOV_2_10H = NOV_2 + 10 * 3_600_000

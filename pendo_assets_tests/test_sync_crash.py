@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pendo_assets.sandbox import SandboxConfig, SandboxServer
-from pendo_assets.sync.acknowledgements import ACK_BATCH
+from pendo_assets.sync.deliver.acknowledgements import ACK_BATCH
 from pendo_assets_tests.crash_worker import sync
 
 EVENTS = 600

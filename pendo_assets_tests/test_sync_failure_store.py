@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import run_sync
-from pendo_assets.sync.failure_store import FailureStore, failures_table
-from pendo_assets.sync.partition_runs import partition_runs_table
+from pendo_assets.sync.record.failure_store import FailureStore, failures_table
+from pendo_assets.sync.record.partition_runs import partition_runs_table
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 

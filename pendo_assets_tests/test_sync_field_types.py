@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pendo_assets.client import FieldSchema, MetadataSchema
-from pendo_assets.sync.field_types import coerce, missing_fields
+from pendo_assets.sync.prepare.field_types import coerce, missing_fields
 
 
 def test_number_fields_take_numbers_and_numeric_text() -> None:

@@ -15,19 +15,19 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sandbox import SandboxServer
-from pendo_assets.sync.change_detection import (
+from pendo_assets.sync.decide.change_detection import (
     ALREADY_DELIVERED,
     CHANGED_AFTER_DELIVERY,
     EVENT_ID_REUSED,
     UNCHANGED,
 )
+from pendo_assets.sync.decide.record_keys import legacy_event_key
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
-from pendo_assets.sync.outcome import SyncAborted
-from pendo_assets.sync.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
-from pendo_assets.sync.record_keys import legacy_event_key
+from pendo_assets.sync.record.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
+from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateStore, state_engine
 
 PARTITION = "2026-11-02"
 NOW_MS = 1_794_000_000_000

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pendo_assets.sync.change_detection import key_metadata
-from pendo_assets.sync.json_columns import encoded, objects
-from pendo_assets.sync.metadata_rows import prepare_metadata
-from pendo_assets.sync.record_keys import canonical_json, digest
+from pendo_assets.sync.decide.change_detection import key_metadata
+from pendo_assets.sync.decide.record_keys import canonical_json, digest
+from pendo_assets.sync.prepare.json_columns import encoded, objects
+from pendo_assets.sync.prepare.metadata_rows import prepare_metadata
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 SCALARS = st.one_of(

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from pendo_assets.client import MetadataRecord, PendoClient
+from pendo_assets.sync.deliver.outcome import NOT_IN_PENDO
 from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.metadata_rows import SUPERSEDED
-from pendo_assets.sync.outcome import NOT_IN_PENDO
+from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
+from pendo_assets.sync.prepare.scalar_values import not_scalar
 from pendo_assets.sync.results import RowFailure, SyncReport
-from pendo_assets.sync.scalar_values import not_scalar
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 PARTITION = "2026-11-02"

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sandbox import SandboxServer
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
-from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.record.state_store import Accepted, StateStore, state_engine
+from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import Accepted, StateStore, state_engine
-from pendo_assets.sync.state_writer import StateWriter
 
 PARTITION = "2026-11-02"
 VISITORS = SyncSpec(

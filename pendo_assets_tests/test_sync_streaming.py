@@ -13,13 +13,13 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sandbox import SandboxServer
-from pendo_assets.sync.change_detection import DUPLICATE_EVENT
+from pendo_assets.sync.decide.change_detection import DUPLICATE_EVENT
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, run_sync
-from pendo_assets.sync.metadata_rows import SUPERSEDED
-from pendo_assets.sync.outcome import SyncAborted
+from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
+from pendo_assets.sync.record.state_store import StateStore, state_engine
+from pendo_assets.sync.source.warehouse import WarehouseError, stream_partition
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.state_store import StateStore, state_engine
-from pendo_assets.sync.warehouse import WarehouseError, stream_partition
 
 from .conftest import WarehouseDb
 

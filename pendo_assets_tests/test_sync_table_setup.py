@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pendo_assets.sync.failure_store import FailureStore, failures_table
-from pendo_assets.sync.partition_runs import partition_runs_table
+from pendo_assets.sync.record.failure_store import FailureStore, failures_table
+from pendo_assets.sync.record.partition_runs import partition_runs_table
+from pendo_assets.sync.record.table_setup import create_tables_safely
 from pendo_assets.sync.results import RowFailure
-from pendo_assets.sync.table_setup import create_tables_safely
 from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases
 
 TRIALS = 20

@@ -16,8 +16,8 @@ import pandas as pd
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
+from pendo_assets.sync.prepare.scalar_values import not_scalar
 from pendo_assets.sync.results import RowFailure, SyncReport
-from pendo_assets.sync.scalar_values import not_scalar
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 PARTITION = "2026-11-02"

@@ -22,9 +22,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pendo_assets.sync.metadata_rows import prepare_metadata
+from pendo_assets.sync.prepare.metadata_rows import prepare_metadata
+from pendo_assets.sync.prepare.track_rows import prepare_events
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.track_rows import prepare_events
 
 NOW_MS = 1_793_613_600_000  # 2026-11-02T10:00:00Z
 DAY_MS = 86_400_000

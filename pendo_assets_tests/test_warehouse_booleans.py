@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pendo_assets.sync.metadata_rows import prepare_metadata
+from pendo_assets.sync.prepare.metadata_rows import prepare_metadata
+from pendo_assets.sync.source.warehouse import read_partition
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
-from pendo_assets.sync.warehouse import read_partition
 
 SOURCE = SourceSpec(partition_column="updated_at", table="visitors")
 SPEC = SyncSpec(

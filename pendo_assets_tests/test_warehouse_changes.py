@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, Text
 
+from pendo_assets.sync.source.warehouse import RecentPartitions, changed_partitions
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import RecentPartitions, changed_partitions
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

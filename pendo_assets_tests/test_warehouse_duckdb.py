@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pendo_assets.sync.source.warehouse import changed_partitions, read_partition_counted
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import changed_partitions, read_partition_counted
 from pendo_assets_tests.conftest import require_duckdb
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import BigInteger, Column, Float, Integer
 
+from pendo_assets.sync.source.warehouse import WarehouseError, changed_partitions, read_partition
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import WarehouseError, changed_partitions, read_partition
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

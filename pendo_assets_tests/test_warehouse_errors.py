@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, Text
 
-from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import (
+from pendo_assets.sync.source.warehouse import (
     WarehouseError,
     changed_partitions,
     read_partition,
 )
+from pendo_assets.sync.spec import SourceSpec
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

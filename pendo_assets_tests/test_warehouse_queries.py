@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pendo_assets.sync.source.warehouse import read_partition
 from pendo_assets.sync.spec import SourceSpec, SyncConfigError, parse_syncs
-from pendo_assets.sync.warehouse import read_partition
 
 pytestmark = pytest.mark.postgres
 

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, DateTime, Integer, Text
 
+from pendo_assets.sync.source.warehouse import partition_window, read_partition
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import partition_window, read_partition
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import Column, DateTime, Integer, Text
 
+from pendo_assets.sync.source.warehouse import read_partition
 from pendo_assets.sync.spec import SourceSpec, SyncConfigError, parse_syncs
-from pendo_assets.sync.warehouse import read_partition
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

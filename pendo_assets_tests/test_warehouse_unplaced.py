@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, DateTime, Integer, Text
 
+from pendo_assets.sync.source.warehouse import read_partition_counted
 from pendo_assets.sync.spec import SourceSpec
-from pendo_assets.sync.warehouse import read_partition_counted
 
 if TYPE_CHECKING:
     from pendo_assets_tests.conftest import WarehouseDb

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
         UnresolvedAssetJobDefinition,
     )
 
+from pendo_assets.sync.source.warehouse import RecentPartitions, WarehouseError, changed_partitions
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.warehouse import RecentPartitions, WarehouseError, changed_partitions
 
 from .database_resources import WarehouseResource
 from .run_overlap import partitions_in_flight, sync_partition_tags

@@ -10,16 +10,16 @@ import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
 from pendo_assets.database_urls import masked
-from pendo_assets.sync.failure_store import FailureStore
-from pendo_assets.sync.partition_lease import LeaseSettings
-from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.state_store import StateStore, state_engine
-from pendo_assets.sync.warehouse import (
+from pendo_assets.sync.record.failure_store import FailureStore
+from pendo_assets.sync.record.partition_lease import LeaseSettings
+from pendo_assets.sync.record.state_store import StateStore, state_engine
+from pendo_assets.sync.source.warehouse import (
     DEFAULT_CHUNK_ROWS,
     WarehouseError,
     count_rows_without_partition,
     stream_partition,
 )
+from pendo_assets.sync.spec import SyncSpec
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -22,15 +22,15 @@ from pendo_assets.client import (
     PendoRequestError,
     PendoUnavailableError,
 )
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
-from pendo_assets.sync.field_types import MissingFieldsError
-from pendo_assets.sync.outcome import SyncAborted
-from pendo_assets.sync.partition_lease import PartitionBusy, PartitionLease
+from pendo_assets.sync.prepare.field_types import MissingFieldsError
+from pendo_assets.sync.record.partition_lease import PartitionBusy, PartitionLease
+from pendo_assets.sync.record.state_store import StateStore
+from pendo_assets.sync.record.state_tables import StateDatabaseError
 from pendo_assets.sync.results import SyncReport
+from pendo_assets.sync.source.warehouse import WarehouseError
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.state_store import StateStore
-from pendo_assets.sync.state_tables import StateDatabaseError
-from pendo_assets.sync.warehouse import WarehouseError
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .report_metadata import dry_run_metadata, failure_rate_check, report_metadata

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
         UnresolvedAssetJobDefinition,
     )
 
-from pendo_assets.sync.failure_store import as_utc
+from pendo_assets.sync.record.failure_store import as_utc
 from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import SyncStateResource

@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pendo_assets.sync.convert import to_identifiers
 from pendo_assets.sync.engine import SyncOptions
+from pendo_assets.sync.prepare.convert import to_identifiers
+from pendo_assets.sync.source.warehouse import WarehouseError
 from pendo_assets.sync.spec import SyncSpec
-from pendo_assets.sync.warehouse import WarehouseError
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .markdown import frame_preview

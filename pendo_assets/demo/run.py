@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from pendo_assets.defs.environment import demo_warehouse_path, state_url
 from pendo_assets.sandbox import SandboxConfig, SandboxServer
-from pendo_assets.sync.failure_store import FailureStore
+from pendo_assets.sync.record.failure_store import FailureStore
 from pendo_assets.sync.spec import SyncsFile, load_syncs_file
 
 from .summary import SummaryRow, format_summary, summary_rows

@@ -1,12 +1,11 @@
 """One sync of one partition, streamed chunk by chunk through its stages.
 
-    source   chunks of the partition (`warehouse.stream_partition`, or a DataFrame given whole)
-    prepare  ids, values, validation (`metadata_rows`, `track_rows`)
-    decide   keys, hashes, one state lookup per chunk, send or skip (`change_detection`,
-             `chunk_plan`)
-    deliver  a bounded pool of requests (`metadata_delivery`, `track_delivery`)
-    record   what Pendo accepted, in the state, batch by batch (`state_store`)
-    account  every row sent, failed or skipped (`row_accounting`)
+    source/   chunks of the partition (`stream_partition`, or a DataFrame given whole)
+    prepare/  ids, values, validation (`metadata_rows`, `track_rows`)
+    decide/   keys, hashes, one state lookup per chunk, send or skip (`chunk_plan`)
+    deliver/  a bounded pool of requests (`metadata_delivery`, `track_delivery`)
+    record/   what Pendo accepted, by one writer thread (`state_writer`, `state_store`)
+    account   every row sent, failed or skipped (`row_accounting`)
 
 The next chunk is read and planned in a background thread while the current one is sent, so
 memory is bounded by a few chunks, not by the partition.
@@ -24,22 +23,21 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pendo_assets.client import PendoAuthError, PendoClient, PendoError
-
-from .change_detection import Keyed, changes_markdown
-from .chunk_plan import Plan, Planner, Stop
-from .metadata_delivery import deliver_metadata
-from .metadata_rows import PreparedMetadata
-from .outcome import DeliveryOutcome, SyncAborted, brief
-from .partition_lease import LeaseSettings, PartitionBusy, PartitionLease
-from .prefetch import Prefetched
-from .results import DryRun, RowFailure, SyncReport
-from .row_accounting import account_broken_chunk, account_chunk
-from .spec import SyncSpec
-from .state_store import Accepted, StateScope, StateStore
-from .state_writer import StateWriter
-from .track_delivery import deliver_events
-from .track_rows import PreparedEvents
-from .warehouse import WarehouseError
+from pendo_assets.sync.decide.change_detection import Keyed, changes_markdown
+from pendo_assets.sync.decide.chunk_plan import Plan, Planner, Stop
+from pendo_assets.sync.deliver.metadata_delivery import deliver_metadata
+from pendo_assets.sync.deliver.outcome import DeliveryOutcome, SyncAborted, brief
+from pendo_assets.sync.deliver.track_delivery import deliver_events
+from pendo_assets.sync.prefetch import Prefetched
+from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
+from pendo_assets.sync.prepare.track_rows import PreparedEvents
+from pendo_assets.sync.record.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
+from pendo_assets.sync.record.state_store import Accepted, StateScope, StateStore
+from pendo_assets.sync.record.state_writer import StateWriter
+from pendo_assets.sync.results import DryRun, RowFailure, SyncReport
+from pendo_assets.sync.row_accounting import account_broken_chunk, account_chunk
+from pendo_assets.sync.source.warehouse import WarehouseError
+from pendo_assets.sync.spec import SyncSpec
 
 logger = logging.getLogger("pendo_assets.sync")
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]

@@ -7,13 +7,12 @@ from dataclasses import replace
 import pandas as pd
 
 from pendo_assets.client import PendoAuthError
-
-from .change_detection import CHANGED_AFTER_DELIVERY, DUPLICATE_EVENT
-from .chunk_plan import Plan
-from .field_types import MissingFieldsError
-from .outcome import NOT_IN_PENDO, DeliveryOutcome
-from .results import RowFailure, SyncReport
-from .spec import SyncSpec
+from pendo_assets.sync.decide.change_detection import CHANGED_AFTER_DELIVERY, DUPLICATE_EVENT
+from pendo_assets.sync.decide.chunk_plan import Plan
+from pendo_assets.sync.deliver.outcome import NOT_IN_PENDO, DeliveryOutcome
+from pendo_assets.sync.prepare.field_types import MissingFieldsError
+from pendo_assets.sync.results import RowFailure, SyncReport
+from pendo_assets.sync.spec import SyncSpec
 
 _NOT_UNCHANGED = (DUPLICATE_EVENT, CHANGED_AFTER_DELIVERY)
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .field_names import name_problem
+from pendo_assets.sync.prepare.field_names import name_problem
 
 VISITOR_METADATA = "visitor_metadata"
 ACCOUNT_METADATA = "account_metadata"

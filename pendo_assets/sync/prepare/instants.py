@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import epoch_units
-from .converted import Converted, is_missing, is_text_utf8
+from pendo_assets.sync.prepare import epoch_units
+from pendo_assets.sync.prepare.converted import Converted, is_missing, is_text_utf8
 
 REASON = "is not a timestamp (datetime, ISO-8601 text, or epoch)"
 MISSING = "is missing"

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .boolean_spellings import REASON as NOT_BOOLEAN
-from .boolean_spellings import NotABoolean
-from .converted import is_missing, is_text_utf8
+from pendo_assets.sync.prepare.converted import is_missing, is_text_utf8
+from pendo_assets.sync.source.boolean_spellings import REASON as NOT_BOOLEAN
+from pendo_assets.sync.source.boolean_spellings import NotABoolean
 
 REASON = "value is not a JSON scalar (string, number, boolean or null)"
 NOT_FINITE = "value is not a finite number"

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pendo_assets.client import FailureKind, PendoAuthError, RecordResult
-
-from .results import RowFailure, SyncReport
+from pendo_assets.sync.results import RowFailure, SyncReport
 
 # Failures a later run may fix: Pendo unavailable or overloaded, or an answer that said nothing.
 _RETRYABLE_KINDS = frozenset({FailureKind.UNAVAILABLE, FailureKind.BAD_RESPONSE})

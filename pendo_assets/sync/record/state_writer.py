@@ -15,9 +15,9 @@ import queue
 import threading
 from collections.abc import Iterable
 
-from .outcome import brief
-from .partition_lease import PartitionLease
-from .state_store import AcceptedRow, StateScope
+from pendo_assets.sync.deliver.outcome import brief
+from pendo_assets.sync.record.partition_lease import PartitionLease
+from pendo_assets.sync.record.state_store import AcceptedRow, StateScope
 
 MAX_ROWS = 20_000  # rows per transaction at most
 QUEUED_BATCHES = 64  # hand-overs waiting at most before senders wait

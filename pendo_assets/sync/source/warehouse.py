@@ -34,9 +34,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pendo_assets.database_urls import masked
-
-from .boolean_spellings import SpelledBoolean
-from .partition_kinds import (
+from pendo_assets.sync.source.boolean_spellings import SpelledBoolean
+from pendo_assets.sync.source.partition_kinds import (
     EPOCH_LIMIT,
     CursorError,
     PartitionKind,
@@ -45,7 +44,7 @@ from .partition_kinds import (
     parse_iso_text,
     partition_window,
 )
-from .spec import DEFAULT_SENSOR_LOOKBACK_DAYS, SourceSpec
+from pendo_assets.sync.spec import DEFAULT_SENSOR_LOOKBACK_DAYS, SourceSpec
 
 __all__ = [
     "PartitionRead",

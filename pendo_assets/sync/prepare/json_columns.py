@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .record_keys import canonical_json
+from pendo_assets.sync.decide.record_keys import canonical_json
 
 try:  # the C function `json` itself uses when ensure_ascii is off
     from _json import encode_basestring as _text

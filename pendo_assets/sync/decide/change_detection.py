@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .json_columns import encoded, objects
-from .metadata_rows import PreparedMetadata
-from .record_keys import canonical_json, digest, event_key, legacy_event_key
-from .state_store import Known
-from .track_rows import PreparedEvents
+from pendo_assets.sync.decide.record_keys import canonical_json, digest, event_key, legacy_event_key
+from pendo_assets.sync.prepare.json_columns import encoded, objects
+from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
+from pendo_assets.sync.prepare.track_rows import PreparedEvents
+from pendo_assets.sync.record.state_store import Known
 
 UNCHANGED = "unchanged since Pendo last accepted it"
 ALREADY_SENT = "already in Pendo (insert mode sends only new records)"

@@ -22,8 +22,7 @@ from pendo_assets.client import (
     PendoRequestError,
     PendoUnavailableError,
 )
-
-from .change_detection import (
+from pendo_assets.sync.decide.change_detection import (
     CHANGED_AFTER_DELIVERY,
     Decision,
     Keyed,
@@ -33,12 +32,12 @@ from .change_detection import (
     key_metadata,
     legacy_event_keys,
 )
-from .field_types import MissingFieldsError, apply_schema
-from .metadata_rows import PreparedMetadata, prepare_metadata
-from .results import RowFailure
-from .spec import EVENT_ID_TARGET, SyncSpec
-from .state_store import Known, StateScope
-from .track_rows import PreparedEvents, prepare_events
+from pendo_assets.sync.prepare.field_types import MissingFieldsError, apply_schema
+from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata, prepare_metadata
+from pendo_assets.sync.prepare.track_rows import PreparedEvents, prepare_events
+from pendo_assets.sync.record.state_store import Known, StateScope
+from pendo_assets.sync.results import RowFailure
+from pendo_assets.sync.spec import EVENT_ID_TARGET, SyncSpec
 
 
 @dataclass

@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 
 from pendo_assets.client import MetadataSchema
-
-from .boolean_spellings import REASON as BOOLEAN_REASON
-from .boolean_spellings import parse_boolean
-from .convert import Converted, to_epoch_ms
-from .metadata_rows import PreparedMetadata
-from .results import RowFailure
-from .scalar_values import decimal_scalar, short_repr
-from .spec import SyncSpec
+from pendo_assets.sync.prepare.convert import Converted, to_epoch_ms
+from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
+from pendo_assets.sync.prepare.scalar_values import decimal_scalar, short_repr
+from pendo_assets.sync.results import RowFailure
+from pendo_assets.sync.source.boolean_spellings import REASON as BOOLEAN_REASON
+from pendo_assets.sync.source.boolean_spellings import parse_boolean
+from pendo_assets.sync.spec import SyncSpec
 
 
 class MissingFieldsError(Exception):

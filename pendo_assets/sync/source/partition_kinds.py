@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from .epoch_units import BANDS, to_epoch_ms
-from .spec import DECLARABLE_KINDS
+from pendo_assets.sync.prepare.epoch_units import BANDS, to_epoch_ms
+from pendo_assets.sync.spec import DECLARABLE_KINDS
 
 UTC = UTC
 #: Epoch numbers at or above this magnitude are no instant in any unit (year 5138 in ns).

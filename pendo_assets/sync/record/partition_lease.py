@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .state_store import LeaseLost, StateStore
-from .state_tables import lease_table
+from pendo_assets.sync.record.state_store import LeaseLost, StateStore
+from pendo_assets.sync.record.state_tables import lease_table
 
 logger = logging.getLogger("pendo_assets.sync")
 

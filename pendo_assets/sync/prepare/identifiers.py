@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .converted import Converted, is_missing, is_text_utf8, plain
+from pendo_assets.sync.prepare.converted import Converted, is_missing, is_text_utf8, plain
 
 REASON = "is missing or empty"  # callers say which id: "visitorId identifier ..."
 

@@ -30,10 +30,9 @@ from pendo_assets.client import (
     PendoClient,
     RecordResult,
 )
-
-from .acknowledgements import Acknowledgements
-from .outcome import DeliveryOutcome, brief
-from .track_rows import PreparedEvents
+from pendo_assets.sync.deliver.acknowledgements import Acknowledgements
+from pendo_assets.sync.deliver.outcome import DeliveryOutcome, brief
+from pendo_assets.sync.prepare.track_rows import PreparedEvents
 
 DEFAULT_VISITOR_GAP_SECONDS = 1.05
 MAX_IN_DOUBT_RESENDS = 4  # five sends in all, as many as a request's default attempts

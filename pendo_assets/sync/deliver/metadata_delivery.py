@@ -9,9 +9,8 @@ import numpy as np
 
 from pendo_assets.batching import chunks
 from pendo_assets.client import FailureKind, PendoAuthError, PendoClient, RecordResult
-
-from .metadata_rows import PreparedMetadata
-from .outcome import DeliveryOutcome, brief
+from pendo_assets.sync.deliver.outcome import DeliveryOutcome, brief
+from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 
 WorkItem = np.ndarray  # the row positions of one batch
 

@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import sqlalchemy as sa
 
 from pendo_assets.batching import chunks
-
-from .failure_store import metadata as shared_metadata
-from .state_tables import (
+from pendo_assets.sync.record.failure_store import metadata as shared_metadata
+from pendo_assets.sync.record.state_tables import (
     check_dialect,
     lease_table,
     migrate_state_table,
     state_table,
 )
-from .table_setup import create_tables_safely
+from pendo_assets.sync.record.table_setup import create_tables_safely
 
 if TYPE_CHECKING:
     from .partition_lease import PartitionLease

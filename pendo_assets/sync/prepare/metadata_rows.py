@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from pendo_assets.client import MetadataRecord
-
-from .convert import to_identifiers, to_json_scalars
-from .json_columns import encoded, objects
-from .results import RowFailure
-from .spec import AGENT_PREFIX, SyncSpec
+from pendo_assets.sync.prepare.convert import to_identifiers, to_json_scalars
+from pendo_assets.sync.prepare.json_columns import encoded, objects
+from pendo_assets.sync.results import RowFailure
+from pendo_assets.sync.spec import AGENT_PREFIX, SyncSpec
 
 SUPERSEDED = "superseded by a later row for the same id"
 

@@ -14,10 +14,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from .converted import Converted, is_text_utf8, plain
-from .identifiers import to_identifiers
-from .instants import MISSING, to_epoch_ms
-from .scalar_values import NOT_FINITE, REASON, json_scalar
+from pendo_assets.sync.prepare.converted import Converted, is_text_utf8, plain
+from pendo_assets.sync.prepare.identifiers import to_identifiers
+from pendo_assets.sync.prepare.instants import MISSING, to_epoch_ms
+from pendo_assets.sync.prepare.scalar_values import NOT_FINITE, REASON, json_scalar
 
 __all__ = ["Converted", "to_epoch_ms", "to_identifiers", "to_json_scalars"]
 

@@ -15,10 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendo_assets.batching import chunks
-
-from .partition_runs import claim_partition, partition_runs_table
-from .results import RowFailure
-from .table_setup import create_tables_safely
+from pendo_assets.sync.record.partition_runs import claim_partition, partition_runs_table
+from pendo_assets.sync.record.table_setup import create_tables_safely
+from pendo_assets.sync.results import RowFailure
 
 metadata = sa.MetaData()
 

@@ -10,11 +10,15 @@ import numpy as np
 import pandas as pd
 
 from pendo_assets.client import TrackEvent
-
-from .convert import Converted, to_epoch_ms, to_identifiers, to_json_scalars
-from .field_names import name_problem
-from .results import RowFailure
-from .spec import EVENT_ID_TARGET, TRACK_PLACES, SyncSpec
+from pendo_assets.sync.prepare.convert import (
+    Converted,
+    to_epoch_ms,
+    to_identifiers,
+    to_json_scalars,
+)
+from pendo_assets.sync.prepare.field_names import name_problem
+from pendo_assets.sync.results import RowFailure
+from pendo_assets.sync.spec import EVENT_ID_TARGET, TRACK_PLACES, SyncSpec
 
 MAX_PROPERTIES_BYTES = 512
 DAY_MS = 24 * 3600 * 1000

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .outcome import DeliveryOutcome, brief
+from pendo_assets.sync.deliver.outcome import DeliveryOutcome, brief
 
 ACK_BATCH = 50
 ACK_WAIT_SECONDS = 0.2

@@ -11,7 +11,7 @@ import time
 
 import sqlalchemy as sa
 
-from .failure_store import metadata as shared_metadata
+from pendo_assets.sync.record.failure_store import metadata as shared_metadata
 
 logger = logging.getLogger("pendo_assets.sync")
 

@@ -1,0 +1,1 @@
+"""Decide: record keys, payload hashes and the state lookup: send, skip or fail."""

@@ -1,0 +1,1 @@
+"""Deliver: bounded pools of requests to Pendo, and what became of each row."""

@@ -1,0 +1,1 @@
+"""Prepare: ids, values and validation, column by column; a bad row fails alone."""

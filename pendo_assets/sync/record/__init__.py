@@ -1,0 +1,1 @@
+"""Record: the sync state, leases and failed rows, in SQLite or PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Source: a partition's rows out of the warehouse, chunk by chunk (read-only)."""
