@@ -1,9 +1,9 @@
 """Table `pendo_sync_state`: per destination, sync and record key, what Pendo last accepted.
 
-A row is written only after Pendo confirmed the record, one transaction per batch, so a crash
+A row is written only after Pendo confirmed the record, one transaction per write, so a crash
 at any point leaves the state true: at worst a record Pendo accepted is not yet recorded and is
-sent again (idempotent for metadata; for events, at most the ones in flight at the crash and one
-batch of acknowledgements, see `acknowledgements`).
+sent again (idempotent for metadata, see `state_writer`; for events, at most the ones in flight
+at the crash and one batch of acknowledgements, see `acknowledgements`).
 State is kept per destination (base URL + a fingerprint of the credential), so the same syncs
 pointed at another Pendo send everything there.
 """
