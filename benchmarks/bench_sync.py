@@ -327,7 +327,8 @@ def describe(p: Params, m: dict[str, Any], t: dict[str, Any], load: tuple[str, s
         f"parameters: rows={p.rows:,} (frame {first['frame_mib']:.0f} MiB in pandas), "
         f"sandbox latency {p.latency_ms:g} ms per request in its own process, events={p.events:,} "
         f"of {p.visitors:,} visitors, cap={p.cap:g} requests/s, seed={p.seed}",
-        f"ours: run_sync with a fresh SQLite state store, preflight on, default max_in_flight, "
+        "ours: run_sync with a fresh SQLite state store, the frame handed over in chunks of "
+        "50,000 rows as the warehouse stream does, preflight on, default max_in_flight, "
         f"no request cap for metadata; track events capped at {p.cap:g}/s.",
         "naive: httpx.Client loop, 1000-record batches one after another from "
         "frame.iloc[...].to_dict('records'); no state, so every re-sync re-sends every row"

@@ -27,6 +27,7 @@ from workloads import (
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.record.state_store import StateStore, state_engine
+from pendo_assets.sync.source.warehouse import DEFAULT_CHUNK_ROWS
 
 MIB = 1024 * 1024
 METADATA_PATH = "/api/v1/metadata/visitor/custom/value"
@@ -89,8 +90,12 @@ def ours_metadata(job: dict[str, Any]) -> dict[str, Any]:
     rss_before = _rss_mib()
     with client:
         cpu, started = _cpu_seconds(), time.perf_counter()
+        chunks = (  # as the warehouse stream hands them over
+            frame.iloc[first : first + DEFAULT_CHUNK_ROWS]
+            for first in range(0, len(frame), DEFAULT_CHUNK_ROWS)
+        )
         report = run_sync(
-            visitor_spec(), frame, client, partition_key=PARTITION, options=options, state=state
+            visitor_spec(), chunks, client, partition_key=PARTITION, options=options, state=state
         )
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     return {
