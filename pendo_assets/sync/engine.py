@@ -86,7 +86,7 @@ def run_sync(
     options = options or SyncOptions()
     scope = state.scope(destination_of(spec, client), spec.name) if state else None
     if scope is None or options.dry_run or lease is not None:
-        return _guarded(spec, rows, client, partition_key, options, scope, lease, log)
+        return _run_stream(spec, rows, client, partition_key, options, scope, lease, log)
     with PartitionLease(
         scope.store,
         destination=scope.destination,
@@ -95,7 +95,7 @@ def run_sync(
         holder=options.run_id,
         settings=options.lease,
     ) as own_lease:
-        return _guarded(spec, rows, client, partition_key, options, scope, own_lease, log)
+        return _run_stream(spec, rows, client, partition_key, options, scope, own_lease, log)
 
 
 def destination_of(spec: SyncSpec, client: PendoClient) -> str:
@@ -119,7 +119,7 @@ class _SourceFailed:
     error: WarehouseError
 
 
-def _guarded(
+def _run_stream(
     spec: SyncSpec,
     rows: Rows,
     client: PendoClient,
@@ -129,6 +129,8 @@ def _guarded(
     lease: PartitionLease | None,
     log: Log,
 ) -> SyncReport:
+    """Plan chunks ahead in a thread, deliver and account them in this one; every row ends up
+    sent, failed or skipped, also when the sync stops (then `SyncAborted` carries the report)."""
     started = time.perf_counter()
     requests_before = client.stats_snapshot().requests
     report = SyncReport(sync_name=spec.name, partition_key=partition_key)
@@ -159,10 +161,11 @@ def _guarded(
     report.duration_seconds = time.perf_counter() - started
     report.check_invariant()
     if stop:
-        if isinstance(stop.cause, Exception) and stop.reason.startswith("internal error"):
-            logger.error("sync %r partition %s: %s", spec.name, partition_key, stop.reason)
-        what = f"stopped before sending: {stop.reason}" if stop.before_sending else None
-        raise _stopped(spec, report, what or f"stopped: {stop.reason}", retryable=stop.retryable)
+        reason = stop.reason or ""
+        if reason.startswith("internal error"):
+            logger.error("sync %r partition %s: %s", spec.name, partition_key, reason)
+        what = f"stopped before sending: {reason}" if stop.before_sending else f"stopped: {reason}"
+        raise _stopped(spec, report, what, retryable=stop.retryable)
     return report
 
 

@@ -23,7 +23,6 @@ from pendo_assets.client import (
     PendoUnavailableError,
 )
 from pendo_assets.sync.decide.change_detection import (
-    CHANGED_AFTER_DELIVERY,
     Decision,
     Keyed,
     decide_events,
@@ -207,7 +206,3 @@ class Planner:
                 if old in found and key not in known:
                     known[key] = Known(payload_hash, None)
         return known
-
-
-def changed_after_delivery(decision: Decision) -> int:
-    return sum(1 for why in decision.skipped.values() if why == CHANGED_AFTER_DELIVERY)
