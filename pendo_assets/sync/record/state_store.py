@@ -173,23 +173,31 @@ class StateScope:
 
     def known(self, keys: Sequence[str], *, with_payloads: bool = False) -> dict[str, Known]:
         """What was last accepted for these keys (absent keys were never accepted)."""
-        by_stored: dict[str, str] = {}
-        for key in keys:
-            by_stored.setdefault(stored_key(key), key)
+        if all(len(key) <= MAX_PLAIN_KEY for key in keys):  # the common case: stored as given
+            by_stored = dict(zip(keys, keys, strict=True))
+        else:
+            by_stored = {}
+            for key in keys:
+                by_stored.setdefault(stored_key(key), key)
         found: dict[str, Known] = {}
         with self.store.engine.connect() as connection:
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
             payload = ", payload" if with_payloads else ""
-            for chunk in chunks(list(by_stored), LOOKUP_CHUNK):
-                # Through the driver: a lookup is on the path of every row of every sync.
-                sql = (
-                    f"SELECT record_key, payload_hash{payload} FROM {state_table.name} "
-                    f"WHERE destination = {marker} AND sync_name = {marker} "
-                    f"AND record_key IN ({', '.join([marker] * len(chunk))})"
-                )
-                result = connection.exec_driver_sql(sql, (self.destination, self.sync_name, *chunk))
-                for row in result:
-                    found[by_stored[row[0]]] = Known(row[1], row[2] if with_payloads else None)
+            # Straight through the driver's cursor: a lookup is on the path of every row of
+            # every sync, and result rows built by SQLAlchemy cost more than the query.
+            cursor = connection.connection.cursor()
+            try:
+                for chunk in chunks(list(by_stored), LOOKUP_CHUNK):
+                    sql = (
+                        f"SELECT record_key, payload_hash{payload} FROM {state_table.name} "
+                        f"WHERE destination = {marker} AND sync_name = {marker} "
+                        f"AND record_key IN ({', '.join([marker] * len(chunk))})"
+                    )
+                    params = (self.destination, self.sync_name, *chunk)
+                    for row in _fetch(connection, cursor, sql, params):
+                        found[by_stored[row[0]]] = Known(row[1], row[2] if with_payloads else None)
+            finally:
+                cursor.close()
         return found
 
     def has_legacy_event_keys(self) -> bool:
@@ -239,6 +247,20 @@ class StateScope:
             return connection.execute(
                 sa.select(sa.func.count()).select_from(state_table).where(*self._where())
             ).scalar_one()
+
+
+def _fetch(
+    connection: sa.Connection, cursor: Any, sql: str, params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """Rows of one query on the driver's cursor; its errors as SQLAlchemy's, as elsewhere."""
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+    except dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance(
+            sql, params, error, dbapi.Error, hide_parameters=True, dialect=connection.dialect
+        ) from error
 
 
 _COLUMNS = ("destination", "sync_name", "record_key", "payload_hash", "payload", "run_id")
