@@ -33,6 +33,10 @@ def encoded(values: Iterable[Any], *, strict: bool = False) -> list[str]:
         return list(map(_text, items))
     if kinds == {int}:
         return list(map(int.__repr__, items))
+    if kinds <= {bool, type(None)}:
+        return ["null" if v is None else "true" if v else "false" for v in items]
+    if kinds == {str, type(None)}:
+        return ["null" if v is None else _text(v) for v in items]
     if strict and float in kinds:
         for value in items:
             if type(value) is float and not math.isfinite(value):
