@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pendo_assets.client import PendoAuthError, PendoClient, PendoError
-from pendo_assets.sync.decide.change_detection import Keyed, changes_markdown
+from pendo_assets.sync.decide.change_detection import NO_CHANGES, Keyed, changes_markdown
 from pendo_assets.sync.decide.chunk_plan import Plan, Planner, Stop
 from pendo_assets.sync.deliver.metadata_delivery import deliver_metadata
 from pendo_assets.sync.deliver.outcome import DeliveryOutcome, SyncAborted, brief
@@ -32,7 +32,7 @@ from pendo_assets.sync.prefetch import Prefetched
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents
 from pendo_assets.sync.record.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
-from pendo_assets.sync.record.state_store import Accepted, StateScope, StateStore
+from pendo_assets.sync.record.state_store import AcceptedRow, StateScope, StateStore
 from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.results import DryRun, RowFailure, SyncReport
 from pendo_assets.sync.row_accounting import account_broken_chunk, account_chunk
@@ -252,15 +252,16 @@ def _is_database(error: BaseException) -> bool:
 
 def _dry_run(plan: Plan, before: DryRun | None) -> DryRun:
     """The dry run so far, with this chunk added; the preview lists the first changes."""
+    so_far = before or DryRun(0, 0, 0, 0, NO_CHANGES)
     decision = plan.decision
-    preview = before.preview if before else "No changes."
-    if preview == "No changes." and len(decision.send):
+    preview = so_far.preview
+    if preview == NO_CHANGES and len(decision.send):
         preview = changes_markdown(plan.keyed, decision, plan.known, plan.ids, PREVIEW_RECORDS)
     return DryRun(
-        would_create=(before.would_create if before else 0) + len(decision.new),
-        would_change=(before.would_change if before else 0) + len(decision.changed),
-        unchanged=(before.unchanged if before else 0) + len(decision.skipped),
-        invalid=(before.invalid if before else 0) + len(plan.failures),
+        would_create=so_far.would_create + len(decision.new),
+        would_change=so_far.would_change + len(decision.changed),
+        unchanged=so_far.unchanged + len(decision.skipped),
+        invalid=so_far.invalid + len(plan.failures),
         preview=preview,
     )
 
@@ -339,17 +340,11 @@ class _Sender:
         return self._writer.problem() if self._writer is not None else None
 
     def _metadata_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
+        """Metadata acceptances go to the writer thread, payloads included (dry-run diffs)."""
         writer = self._writer
         if writer is None:
             return None
-        keyed = plan.keyed
-
-        def record(positions: Iterable[int]) -> None:
-            indexes = _indexes(keyed, positions)
-            keys, hashes, payloads = keyed.keys, keyed.hashes, keyed.payloads
-            writer.put((keys[i], hashes[i], payloads[i]) for i in indexes)  # Accepted's fields
-
-        return record
+        return lambda positions: writer.put(_accepted(plan.keyed, positions, payloads=True))
 
     def _event_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
         """Events are recorded by their acknowledgement batches, in the sender's thread: a
@@ -357,15 +352,19 @@ class _Sender:
         scope = self._scope
         if scope is None:
             return None
-        keyed = plan.keyed
         run_id, lease = self._options.run_id, self._lease
+        return lambda positions: scope.record(
+            run_id, _accepted(plan.keyed, positions, payloads=False), lease=lease
+        )
 
-        def record(positions: Iterable[int]) -> None:
-            indexes = _indexes(keyed, positions)
-            accepted = [Accepted(keyed.keys[i], keyed.hashes[i]) for i in indexes]
-            scope.record(run_id, accepted, lease=lease)
 
-        return record
+def _accepted(keyed: Keyed, positions: Iterable[int], *, payloads: bool) -> list[AcceptedRow]:
+    """The state rows of accepted positions: key, hash and (metadata) the payload."""
+    keys, hashes = keyed.keys, keyed.hashes
+    indexes = _indexes(keyed, positions)
+    if payloads:
+        return [(keys[i], hashes[i], keyed.payloads[i]) for i in indexes]
+    return [(keys[i], hashes[i], None) for i in indexes]
 
 
 def _indexes(keyed: Keyed, positions: Iterable[int]) -> list[int]:

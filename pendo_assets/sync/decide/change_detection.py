@@ -21,6 +21,7 @@ from pendo_assets.sync.prepare.track_rows import PreparedEvents
 from pendo_assets.sync.record.state_store import Known
 
 UNCHANGED = "unchanged since Pendo last accepted it"
+NO_CHANGES = "No changes."  # the dry-run preview when nothing would change
 ALREADY_SENT = "already in Pendo (insert mode sends only new records)"
 ALREADY_DELIVERED = "event already delivered to Pendo"
 DUPLICATE_EVENT = "duplicate of an earlier row with the same event key"
@@ -94,6 +95,11 @@ class Decision:
     new: set[int] = field(default_factory=set)  # positions never accepted before
     changed: set[int] = field(default_factory=set)  # positions whose payload changed
     failed: dict[int, str] = field(default_factory=dict)  # position -> why it cannot go out
+
+    @classmethod
+    def send_all(cls, sendable: np.ndarray) -> Decision:
+        """Without sync state: every valid row goes out, and counts as new."""
+        return cls(send=sendable, new=set(sendable.tolist()))
 
 
 def decide_metadata(
@@ -179,7 +185,7 @@ def changes_markdown(
                 before = "(none)" if name not in old else json.dumps(old[name])
                 after = "(none)" if name not in new else json.dumps(new[name])
                 lines.append(f"| {ids[int(position)]} | {name} | {before} -> {after} |")
-    return "\n".join(lines) if len(lines) > 2 else "No changes."
+    return "\n".join(lines) if len(lines) > 2 else NO_CHANGES
 
 
 def _flatten(body: dict[str, Any]) -> dict[str, Any]:

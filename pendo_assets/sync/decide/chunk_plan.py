@@ -71,14 +71,31 @@ class Plan:
     """One chunk, prepared and decided. Positions are the chunk's own (0..rows-1)."""
 
     offset: int  # rows of the partition before this chunk
-    rows: int
     prepared: PreparedMetadata | PreparedEvents
-    ids: list[str | None]
     keyed: Keyed
     known: dict[str, Known]
     decision: Decision
-    failures: dict[int, RowFailure]
-    skipped: dict[int, str]
+
+    @property
+    def rows(self) -> int:
+        return self.prepared.rows
+
+    @property
+    def ids(self) -> list[str | None]:
+        """Each row's record id (for events: its visitor), for failure records."""
+        if isinstance(self.prepared, PreparedMetadata):
+            return self.prepared.ids
+        return self.prepared.visitor_ids
+
+    @property
+    def failures(self) -> dict[int, RowFailure]:
+        """Rows that fail before sending: validation, and (events) a reused event_id."""
+        return self.prepared.failures
+
+    @property
+    def skipped(self) -> dict[int, str]:
+        """Rows prepare set aside (metadata: superseded by a later row of the same id)."""
+        return self.prepared.skipped if isinstance(self.prepared, PreparedMetadata) else {}
 
 
 class Planner:
@@ -127,21 +144,11 @@ class Planner:
         decision = (
             decide_metadata(keyed, known, mode=self._spec.mode, full_refresh=self._full_refresh)
             if scope
-            else Decision(send=prepared.sendable, new=set(map(int, prepared.sendable)))
+            else Decision.send_all(prepared.sendable)
         )
         if self._preflight and len(decision.send) and not self._stop:
             decision.send = self._coerce(prepared, decision.send)
-        return Plan(
-            offset,
-            prepared.rows,
-            prepared,
-            prepared.ids,
-            keyed,
-            known,
-            decision,
-            prepared.failures,
-            dict(prepared.skipped),
-        )
+        return Plan(offset, prepared, keyed, known, decision)
 
     def _coerce(self, prepared: PreparedMetadata, send: np.ndarray) -> np.ndarray:
         """Pendo's schema, read once per partition: missing fields or a refused key stop the
@@ -159,11 +166,10 @@ class Planner:
         prepared = prepare_events(self._spec, frame, now_ms=self._now_ms)
         self.older_than_window += prepared.older_than_window
         scope = self._scope
-        failures = prepared.failures
         if scope is None:
             keyed = Keyed(prepared.sendable, [], [], [])
             known: dict[str, Known] = {}
-            decision = Decision(send=prepared.sendable, new=set(map(int, prepared.sendable)))
+            decision = Decision.send_all(prepared.sendable)
         else:
             keyed = key_events(prepared)
             known = self._known_events(scope, keyed)
@@ -175,20 +181,10 @@ class Planner:
                 seen=self._seen_events,
             )
         for position, reason in decision.failed.items():
-            failures[position] = RowFailure(
+            prepared.failures[position] = RowFailure(
                 position, prepared.visitor_ids[position], reason, field=EVENT_ID_TARGET
             )
-        return Plan(
-            offset,
-            prepared.rows,
-            prepared,
-            prepared.visitor_ids,
-            keyed,
-            known,
-            decision,
-            failures,
-            {},
-        )
+        return Plan(offset, prepared, keyed, known, decision)
 
     def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, Known]:
         """Delivered events by identity key, plus those recorded under older content-hash keys.
