@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +16,6 @@ from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.source.warehouse import (
     DEFAULT_CHUNK_ROWS,
     WarehouseError,
-    count_rows_without_partition,
     stream_partition,
 )
 from pendo_assets.sync.spec import SyncSpec
@@ -43,23 +42,29 @@ class WarehouseResource(dg.ConfigurableResource):
             self._engine = sa.create_engine(self.url, pool_pre_ping=True)
         return self._engine
 
-    def stream_partition(self, spec: SyncSpec, partition_key: str) -> Iterator[pd.DataFrame]:
+    def stream_partition(
+        self,
+        spec: SyncSpec,
+        partition_key: str,
+        *,
+        on_count: Callable[[int], None] | None = None,
+    ) -> Iterator[pd.DataFrame]:
         """The sync's rows of one partition, chunk by chunk; metadata rows grouped by id, so
-        the last row of an id in the partition wins whatever the chunk size.
+        the last row of an id in the partition wins whatever the chunk size. ``on_count``
+        hears the rows of the whole source no partition reads, after the last chunk.
 
-        A warehouse that cannot be read fails the step with the sync, the masked URL and the
-        reason (no retry helps a missing table), when it is read.
+        A warehouse that cannot be read raises `WarehouseError` as it is read; `unreadable`
+        words it as the step's failure.
         """
-        group_by = spec.id_column if spec.is_metadata else None
-        chunks = stream_partition(
+        return stream_partition(
             self.get_engine(),
             spec.source,
             spec.columns,
             partition_key,
             chunk_rows=self.chunk_rows,
-            group_by=group_by,
+            group_by=spec.id_column if spec.is_metadata else None,
+            on_count=on_count,
         )
-        return chunks
 
     def unreadable(self, spec: SyncSpec, error: WarehouseError) -> dg.Failure:
         return dg.Failure(
@@ -67,13 +72,6 @@ class WarehouseResource(dg.ConfigurableResource):
             f"({self.display_url}): {error}",
             allow_retries=False,
         )
-
-    def rows_without_partition(self, spec: SyncSpec) -> int:
-        """Rows of the whole source that no partition reads (NULL or unusable values)."""
-        try:
-            return count_rows_without_partition(self.get_engine(), spec.source)
-        except WarehouseError as error:
-            raise self.unreadable(spec, error) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

@@ -72,15 +72,17 @@ def _warehouse_asset(
         reads them)."""
         rows = missing = 0
         preview: pd.DataFrame | None = None
+        counted: list[int] = []
         try:
-            for chunk in warehouse.stream_partition(spec, context.partition_key):
+            key = context.partition_key
+            for chunk in warehouse.stream_partition(spec, key, on_count=counted.append):
                 rows += len(chunk)
                 missing += int(to_identifiers(chunk[spec.id_column]).invalid.sum())
                 if preview is None and spec.preview_rows:
                     preview = chunk.head(spec.preview_rows)
         except WarehouseError as error:
             raise warehouse.unreadable(spec, error) from None
-        unplaced = warehouse.rows_without_partition(spec)
+        [unplaced] = counted
         if unplaced:
             context.log.warning(
                 f"sync {spec.name!r}: {unplaced} rows of {source} have a NULL or unusable "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +51,6 @@ __all__ = [
     "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
-    "count_rows_without_partition",
     "partition_window",
     "read_partition",
     "read_partition_counted",
@@ -119,14 +118,25 @@ def read_partition_counted(
     partition will ever read, so they never vanish unseen."""
     wanted = list(columns)
     needed = _needed(source, wanted)
-    read = list(_chunks(engine, source, needed, partition_key, DEFAULT_CHUNK_ROWS, None))
+    counted: list[int] = []
+    read = list(
+        _chunks(
+            engine,
+            source,
+            needed,
+            partition_key,
+            DEFAULT_CHUNK_ROWS,
+            None,
+            on_count=counted.append if count else None,
+        )
+    )
     parts = [part for part, _ in read]
     kind = read[0][1] if read else None
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=needed)
     if kind is not None and len(parts) > 1:  # each chunk is in instant order, not the whole
         instants = kind.instants(frame[source.partition_column])
         frame = frame.loc[instants.sort_values(kind="stable").index]
-    without = count_rows_without_partition(engine, source) if count else None
+    without = counted[0] if counted else None
     return PartitionRead(frame[wanted].reset_index(drop=True), without)
 
 
@@ -138,6 +148,7 @@ def stream_partition(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     group_by: str | None = None,
+    on_count: Callable[[int], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``read_partition`` in chunks of about ``chunk_rows``: memory bounded by a chunk.
 
@@ -146,21 +157,15 @@ def stream_partition(
     it first, and all rows whose ``group_by`` values are equal (text compared without
     surrounding whitespace) are in the same chunk, in instant order: the last of them is the
     latest, whatever the chunk size. Without it, chunks follow one another in the order of
-    the partition column.
+    the partition column. ``on_count``, when given, hears once the last chunk is read how many
+    rows of the whole source no partition reads (``PartitionRead.rows_without_partition``),
+    counted on the same connection, with the kind the read already probed.
     """
     wanted = list(columns)
     needed = _needed(source, wanted)
-    for part, _kind in _chunks(engine, source, needed, partition_key, chunk_rows, group_by):
+    chunks = _chunks(engine, source, needed, partition_key, chunk_rows, group_by, on_count=on_count)
+    for part, _kind in chunks:
         yield part[wanted].reset_index(drop=True)
-
-
-def count_rows_without_partition(engine: sa.Engine, source: SourceSpec) -> int:
-    """How many rows of the whole source no partition will ever read (see ``PartitionRead``)."""
-    needed = [source.partition_column]
-    table = _selectable(source, needed)
-    with _reading(engine, source, needed) as conn:
-        kind = _partition_kind(conn, source, table)
-        return _count_unplaced(conn, table, table.c[source.partition_column], kind)
 
 
 def _needed(source: SourceSpec, wanted: Sequence[str]) -> list[str]:
@@ -174,8 +179,11 @@ def _chunks(
     partition_key: str,
     chunk_rows: int,
     group_by: str | None,
+    *,
+    on_count: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, PartitionKind]]:
-    """(chunk with the ``needed`` columns, the partition column's kind), streamed."""
+    """(chunk with the ``needed`` columns, the partition column's kind), streamed; then the
+    count of unplaced rows to ``on_count``."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     start, end = partition_window(partition_key)
@@ -186,6 +194,8 @@ def _chunks(
         if kind is None:
             # No value to read yet: still fail now on a column that does not exist.
             conn.execute(sa.select(*(table.c[name] for name in needed)).where(sa.false()))
+            if on_count is not None:
+                on_count(_count_unplaced(conn, table, column, None))
             return
         booleans = _boolean_columns(conn, source, needed)
         # Rows without an id come last; their order among ids does not matter.
@@ -212,6 +222,8 @@ def _chunks(
             )
             if len(part):
                 yield part, kind
+        if on_count is not None:
+            on_count(_count_unplaced(conn, table, column, kind))
 
 
 def _grouped(
