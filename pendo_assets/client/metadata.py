@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring as _encode_text  # C speed, as json.dumps uses
 from typing import Any
 
 import httpx
-
-try:  # the C function `json` uses to write text when ensure_ascii is off
-    from _json import encode_basestring as _encode_text
-except ImportError:  # pragma: no cover - CPython always has it
-    _encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 from .errors import PendoUnavailableError
 from .models import (

@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from pendo_assets.sync.prepare.converted import Converted, is_text_utf8, plain
+from pendo_assets.sync.prepare.converted import Converted, all_text_utf8, plain
 from pendo_assets.sync.prepare.identifiers import to_identifiers
 from pendo_assets.sync.prepare.instants import MISSING, to_epoch_ms
 from pendo_assets.sync.prepare.scalar_values import NOT_FINITE, REASON, json_scalar
@@ -58,7 +58,7 @@ def _already_json(values: np.ndarray) -> list[object] | None:
     out = values.tolist()
     if str in kinds:
         texts = [v for v in out if type(v) is str]
-        if not "".join(texts).isascii() and not all(map(is_text_utf8, texts)):
+        if not all_text_utf8(texts):
             return None
     if int in kinds:
         ints = [v for v in out if type(v) is int]

@@ -49,6 +49,11 @@ def plain(column: pd.Series) -> list[Any]:
     return column.to_numpy(dtype=object, na_value=None).tolist()
 
 
+def all_text_utf8(texts: list[str]) -> bool:
+    """`is_text_utf8` of every text, in one C-speed pass when all are ASCII (the common case)."""
+    return "".join(texts).isascii() or all(map(is_text_utf8, texts))
+
+
 def is_text_utf8(text: str) -> bool:
     """False for text no UTF-8 request body can carry (a lone surrogate from a bad decode)."""
     try:

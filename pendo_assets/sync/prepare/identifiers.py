@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pendo_assets.sync.prepare.converted import Converted, is_missing, is_text_utf8, plain
+from pendo_assets.sync.prepare.converted import (
+    Converted,
+    all_text_utf8,
+    is_missing,
+    is_text_utf8,
+    plain,
+)
 
 REASON = "is missing or empty"  # callers say which id: "visitorId identifier ..."
 
@@ -30,7 +36,7 @@ def to_identifiers(column: pd.Series) -> Converted:
         invalid = np.array([v is None for v in values], dtype=bool)
         return Converted(values, invalid, REASON)
     raw = column.to_numpy(dtype=object)
-    texts = _ascii_texts(raw)
+    texts = _plain_texts(raw)
     if texts is not None:
         values = [text or None for text in texts]
         invalid = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
@@ -46,12 +52,12 @@ def to_identifiers(column: pd.Series) -> Converted:
     return Converted(values, invalid, REASON, reasons)
 
 
-def _ascii_texts(values: np.ndarray) -> list[str] | None:
-    """Stripped ids when every one is ASCII text (the common case, in a few C-speed passes)."""
+def _plain_texts(values: np.ndarray) -> list[str] | None:
+    """Stripped ids when every one is valid text (the common case, in a few C-speed passes)."""
     if set(map(type, values)) != {str}:
         return None
     texts = [text.strip() for text in values.tolist()]
-    return texts if "".join(texts).isascii() else None
+    return texts if all_text_utf8(texts) else None
 
 
 def _identifier(value: Any) -> tuple[str | None, str | None]:

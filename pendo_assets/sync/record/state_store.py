@@ -181,7 +181,7 @@ class StateScope:
                 by_stored.setdefault(stored_key(key), key)
         found: dict[str, Known] = {}
         with self.store.engine.connect() as connection:
-            marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            marker = _marker(connection)
             payload = ", payload" if with_payloads else ""
             # Straight through the driver's cursor: a lookup is on the path of every row of
             # every sync, and result rows built by SQLAlchemy cost more than the query.
@@ -249,6 +249,11 @@ class StateScope:
             ).scalar_one()
 
 
+def _marker(connection: sa.Connection) -> str:
+    """A parameter in the driver's own style (sqlite3: qmark; psycopg: format)."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+
 def _fetch(
     connection: sa.Connection, cursor: Any, sql: str, params: tuple[Any, ...]
 ) -> list[tuple[Any, ...]]:
@@ -270,7 +275,7 @@ _UPDATED = ("payload_hash", "payload", "run_id", "accepted_at")
 def _upsert_sql(connection: sa.Connection) -> str:
     """One upsert statement in the driver's own parameter style (SQLite and PostgreSQL both
     speak ``ON CONFLICT ... DO UPDATE``)."""
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    marker = _marker(connection)
     columns = (*_COLUMNS, "accepted_at")
     updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
     return (
