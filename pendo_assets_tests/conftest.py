@@ -22,6 +22,16 @@ from pendo_assets.sandbox import SandboxConfig, SandboxServer
 pytest_plugins = ["pendo_assets_tests.client_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def budget_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A host-wide Pendo budget directory of the test's own (subprocesses inherit it): a claim
+    left by one test's killed process must not slow the next test down."""
+    directory = tmp_path_factory.mktemp("budget")
+    directory.chmod(0o700)
+    monkeypatch.setenv("PENDO_BUDGET_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def integration_key() -> str:
     """A made-up integration key (metadata endpoints)."""

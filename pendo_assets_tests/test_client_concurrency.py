@@ -8,8 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pendo_assets.budget import HostBudget
 from pendo_assets.client import MetadataRecord, PendoClient, TrackEvent
-from pendo_assets.client.rate_limit import RateLimiter
+from pendo_assets.client.rate_limit import ThreadRateLimiter
 from pendo_assets_tests.client_fixtures import FakeClock
 
 
@@ -48,13 +49,13 @@ def test_events_of_different_visitors_go_out_concurrently(
 
 def test_rate_limiter_spaces_every_send_by_the_interval() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    limiter = ThreadRateLimiter(4, clock=clock, sleep=clock.sleep)
     admitted = [limiter.acquire() for _ in range(6)]
     assert [round(b - a, 9) for a, b in itertools.pairwise(admitted)] == [0.25] * 5
 
 
 def test_rate_limiter_spaces_sends_across_threads() -> None:
-    limiter = RateLimiter(200, clock=time.monotonic, sleep=time.sleep)
+    limiter = ThreadRateLimiter(200, clock=time.monotonic, sleep=time.sleep)
     with ThreadPoolExecutor(max_workers=8) as pool:
         admitted = sorted(pool.map(lambda _: limiter.acquire(), range(40)))
     # Admission times are read under the limiter's lock after its sleep, which never returns
@@ -64,21 +65,20 @@ def test_rate_limiter_spaces_sends_across_threads() -> None:
 
 def test_no_cap_means_no_waiting() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    limiter = ThreadRateLimiter(None, clock=clock, sleep=clock.sleep)
     for _ in range(100):
         limiter.acquire()
     assert clock.sleeps == []
 
 
-def test_clients_sharing_a_rate_limit_file_keep_one_cap_between_them(
+def test_clients_sharing_a_host_budget_keep_one_cap_between_them(
     sandbox: Any, client_factory: Callable[..., PendoClient], tmp_path: Any
 ) -> None:
-    """What a Dagster run's sync steps (separate processes, separate clients) rely on."""
-    shared = str(tmp_path / "rate")
+    """What sync steps in separate processes (separate clients and budgets) rely on."""
     clients = [
         client_factory(
             max_requests_per_second=20,
-            rate_limit_file=shared,
+            rate_budget=HostBudget(tmp_path / "budget"),
             clock=time.monotonic,
             sleep=time.sleep,
         )

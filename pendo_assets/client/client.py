@@ -16,7 +16,7 @@ from .destination import destination_id
 from .errors import MissingCredentialError, PendoRequestError
 from .metadata import MetadataBatchWriter, metadata_path
 from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
-from .rate_limit import RateLimiter, SharedRateLimiter
+from .rate_limit import LocalRateBudget, RateBudget
 from .regions import normalize_region, resolve_base_url
 from .retry import RetryPolicy
 from .schema import parse_schema, schema_path
@@ -48,7 +48,7 @@ class PendoClient:
         timeout_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         max_requests_per_second: float | None = None,
-        rate_limit_file: str | None = None,
+        rate_budget: RateBudget | None = None,
         max_connections: int = 32,
         batch_size: int = DEFAULT_BATCH_SIZE,
         sleep: Callable[[float], None] = time.sleep,
@@ -65,6 +65,8 @@ class PendoClient:
         self.track_base_url = resolve_base_url(self.region, track_base_url or base_url)
         self.batch_size = batch_size
         self.stats = ClientStats()
+        self.max_requests_per_second = max_requests_per_second
+        self.rate_budget = rate_budget or LocalRateBudget(clock=clock, sleep=sleep)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
             limits=httpx.Limits(
@@ -76,13 +78,10 @@ class PendoClient:
         self._transport = Transport(
             self._http,
             retry=retry or RetryPolicy(),
-            limiter=(
-                SharedRateLimiter(
-                    max_requests_per_second, rate_limit_file, clock=clock, sleep=sleep
-                )
-                if rate_limit_file and max_requests_per_second
-                else RateLimiter(max_requests_per_second, clock=clock, sleep=sleep)
-            ),
+            limiters={
+                name: self.rate_budget.limiter(self.destination(name), max_requests_per_second)
+                for name in (INTEGRATION_KEY, TRACK_EVENT_SECRET)
+            },
             stats=self.stats,
             sleep=sleep,
             clock=clock,

@@ -1,14 +1,48 @@
-"""A requests-per-second cap shared by every thread of one client."""
+"""A destination's requests-per-second budget, as the client sees it.
+
+Pendo limits requests per destination (base URL and credential), not per caller, so the
+client asks a `RateBudget` for the limiter of each destination it writes to. The budget
+decides how far that limiter is shared: this module's `LocalRateBudget` shares it between the
+threads of one process; `pendo_assets.budget` has budgets shared by every process of a host
+or, through PostgreSQL, by every host.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import threading
 from collections.abc import Callable
+from typing import Protocol
+
+MAX_PAUSE_SECONDS = 300.0  # a Retry-After longer than this is taken as this
 
 
-class RateLimiter:
-    """Spaces actual sends at least 1/rate apart.
+class RateLimiter(Protocol):
+    """Admits one send at a time to one destination."""
+
+    def acquire(self) -> float:
+        """Wait for this caller's turn; return the clock reading at which it was admitted."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Admit nobody for `seconds` from now (Pendo answered 429 with Retry-After)."""
+        ...
+
+
+class RateBudget(Protocol):
+    """Hands out the limiter of a destination; one destination, one cap, wherever it is."""
+
+    def limiter(self, destination: str, max_per_second: float | None) -> RateLimiter: ...
+
+
+def check_rate(max_per_second: float | None) -> float:
+    """The interval between sends for a cap (0.0: no cap)."""
+    if max_per_second is not None and max_per_second <= 0:
+        raise ValueError("max_requests_per_second must be positive (or None for no cap)")
+    return 1.0 / max_per_second if max_per_second else 0.0
+
+
+class ThreadRateLimiter:
+    """Spaces actual sends at least 1/rate apart, between the threads of one process.
 
     The lock is held while waiting, so each caller leaves `acquire()` at its own slot and sends
     right away. A limiter that books future slots and lets callers sleep outside the lock lets
@@ -22,59 +56,46 @@ class RateLimiter:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> None:
-        if max_per_second is not None and max_per_second <= 0:
-            raise ValueError("max_requests_per_second must be positive (or None for no cap)")
         self.max_per_second = max_per_second
-        self._interval = 1.0 / max_per_second if max_per_second else 0.0
+        self._interval = check_rate(max_per_second)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_allowed = float("-inf")
+        self._paused_until = float("-inf")  # written without the lock: a sleeper holds it
 
     def acquire(self) -> float:
-        """Wait for this caller's turn; return the clock reading at which it was admitted."""
-        if not self._interval:
-            return self._clock()
         with self._lock:
-            wait = self._next_allowed - self._clock()
-            if wait > 0:
-                self._sleep(wait)
+            while (wait := max(self._next_allowed, self._paused_until) - self._clock()) > 0:
+                self._sleep(wait)  # a pause that arrives meanwhile is seen on the next turn
             admitted = self._clock()
             self._next_allowed = admitted + self._interval
             return admitted
 
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+        self._paused_until = max(self._paused_until, until)
 
-class SharedRateLimiter(RateLimiter):
-    """The same spacing across every process that names the same file.
 
-    A Dagster run executes each sync step in its own process; each has its own client, so the
-    per-run cap needs one shared record of the last send. An exclusive `flock` on the file
-    serialises the processes, and the file holds the monotonic time of the last admitted send
-    (CLOCK_MONOTONIC is system-wide on Linux, so processes can compare it).
-    """
+class LocalRateBudget:
+    """One limiter per destination, shared by the threads (and clients) of this process."""
 
     def __init__(
         self,
-        max_per_second: float,
-        path: str,
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> None:
-        super().__init__(max_per_second, clock=clock, sleep=sleep)
-        self.path = path
+        self._clock = clock
+        self._sleep = sleep
+        self._limiters: dict[tuple[str, float | None], ThreadRateLimiter] = {}
+        self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        with self._lock, open(self.path, "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
-            handle.seek(0)
-            text = handle.read().decode() or "-inf"
-            wait = float(text) + self._interval - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-            admitted = self._clock()
-            handle.seek(0)
-            handle.truncate()
-            handle.write(repr(admitted).encode())
-            handle.flush()
-            return admitted
+    def limiter(self, destination: str, max_per_second: float | None) -> ThreadRateLimiter:
+        with self._lock:
+            key = (destination, max_per_second)
+            if key not in self._limiters:
+                self._limiters[key] = ThreadRateLimiter(
+                    max_per_second, clock=self._clock, sleep=self._sleep
+                )
+            return self._limiters[key]

@@ -71,7 +71,7 @@ class Transport:
         http: httpx.Client,
         *,
         retry: RetryPolicy,
-        limiter: RateLimiter,
+        limiters: dict[str, RateLimiter],
         stats: ClientStats,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
@@ -80,7 +80,7 @@ class Transport:
     ) -> None:
         self.http = http
         self.retry = retry
-        self.limiter = limiter
+        self.limiters = limiters  # by credential name: each credential is a destination
         self.stats = stats
         self._sleep = sleep
         self._clock = clock
@@ -105,10 +105,11 @@ class Transport:
         after any other failure it raises PendoInDoubtError at once.
         """
         started = self._clock()
+        limiter = self.limiters[credential_name]
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            limiter.acquire()
             self.stats.add(requests=1)
             problem: str
             status: int | None = None
@@ -138,6 +139,8 @@ class Transport:
                     return Outcome(response=response, attempts=attempt)
                 problem = self._scrub(f"HTTP {status} {response_message(response)}".rstrip())
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if status == 429 and retry_after:
+                    limiter.pause(retry_after)  # every sender to this destination waits
                 repeatable = may_repeat_after_status(status, idempotent=idempotent)
             # Raised here, outside the except clauses, so no httpx exception (whose text may
             # hold a credential) rides along as __context__.

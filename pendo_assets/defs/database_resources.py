@@ -9,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
+from pendo_assets.budget import HostBudget, PostgresBudget, budget_for_state
 from pendo_assets.database_urls import masked
 from pendo_assets.sync.record.failure_store import FailureStore
 from pendo_assets.sync.record.partition_lease import LeaseSettings
@@ -76,6 +77,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
             self._engine.dispose()
+        if self._budget is not None:
+            self._budget.close()
 
 
 class SyncStateResource(dg.ConfigurableResource):
@@ -95,6 +98,7 @@ class SyncStateResource(dg.ConfigurableResource):
     _store: FailureStore | None = PrivateAttr(default=None)
     _state: StateStore | None = PrivateAttr(default=None)
     _engine: sa.Engine | None = PrivateAttr(default=None)
+    _budget: HostBudget | PostgresBudget | None = PrivateAttr(default=None)
 
     @property
     def display_url(self) -> str:
@@ -104,6 +108,13 @@ class SyncStateResource(dg.ConfigurableResource):
         if self._engine is None:
             self._engine = state_engine(self.url)
         return self._engine
+
+    def budget(self) -> HostBudget | PostgresBudget:
+        """Pendo's per-destination budget, shared with every run that uses this state: in
+        PostgreSQL for a PostgreSQL state database (all hosts), else host-wide."""
+        if self._budget is None:
+            self._budget = budget_for_state(self.url)
+        return self._budget
 
     def failure_store(self) -> FailureStore:
         if self._store is None:

@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from pendo_assets.budget import HostBudget, PostgresBudget, VisitorPacing
 from pendo_assets.client import (
     MissingCredentialError,
     PendoAuthError,
@@ -51,15 +52,16 @@ def push_partition(
     partition pushes what the warehouse holds now, never an older copy.
     """
     try:
-        client = pendo.get_client(share_rate_limit_with=context.run.run_id)
+        client = pendo.get_client(rate_budget=_budget(spec, sync_state))
     except PendoConfigError as error:
         raise dg.Failure(description=f"sync {spec.name!r}: {error}", allow_retries=False) from None
+    pacing: VisitorPacing | None = None
     try:
         if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
             rows = warehouse.stream_partition(spec, context.partition_key)
             try:
                 state = _state(spec, sync_state)
-                report = _run(context, spec, rows, warehouse, client, options, state, None)
+                report = _run(context, spec, rows, warehouse, client, options, state, None, None)
             except SyncAborted as aborted:
                 raise _failure(spec, aborted) from None
             return dg.MaterializeResult(
@@ -69,14 +71,19 @@ def push_partition(
         with _lease(context, spec, client, options, sync_state) as lease:
             started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
             rows = warehouse.stream_partition(spec, context.partition_key)
+            pacing = None if spec.is_metadata else _pacing(spec, client, sync_state)
             try:
-                report = _run(context, spec, rows, warehouse, client, options, lease.store, lease)
+                report = _run(
+                    context, spec, rows, warehouse, client, options, lease.store, lease, pacing
+                )
             except SyncAborted as aborted:
                 _record(sync_state, spec, context, aborted.report, started)
                 raise _failure(spec, aborted) from None
             _record(sync_state, spec, context, report, started)
     finally:
         client.close()
+        if pacing is not None:
+            pacing.close()
     for warning in report.warnings:
         context.log.warning(warning)
     return dg.MaterializeResult(
@@ -91,6 +98,22 @@ def _failure(spec: SyncSpec, aborted: SyncAborted) -> dg.Failure:
         metadata=report_metadata(spec, aborted.report),
         allow_retries=aborted.retryable,
     )
+
+
+def _budget(spec: SyncSpec, sync_state: SyncStateResource) -> HostBudget | PostgresBudget:
+    """The destination's budget, shared by every run on this state database."""
+    try:
+        return sync_state.budget()
+    except (sa.exc.SQLAlchemyError, OSError) as error:
+        raise dg.Failure(
+            description=f"sync {spec.name!r}: cannot open the shared Pendo rate budget "
+            f"({sync_state.display_url}): {type(error).__name__}: "
+            f"{getattr(error, 'orig', None) or error}; nothing was sent",
+        ) from None
+
+
+def _pacing(spec: SyncSpec, client: PendoClient, sync_state: SyncStateResource) -> VisitorPacing:
+    return _budget(spec, sync_state).pacing(destination_of(spec, client))
 
 
 def _state(spec: SyncSpec, sync_state: SyncStateResource) -> StateStore:
@@ -147,6 +170,7 @@ def _run(
     options: SyncOptions,
     state: StateStore,
     lease: PartitionLease | None,
+    pacing: VisitorPacing | None,
 ) -> SyncReport:
     try:
         return run_sync(
@@ -157,6 +181,7 @@ def _run(
             options=options,
             state=state,
             lease=lease,
+            pacing=pacing,
             log=context.log,
         )
     except (MissingCredentialError, MissingFieldsError, PendoAuthError) as error:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 
 import dagster as dg
 from pydantic import Field
 
 from pendo_assets.client import PendoClient, RetryPolicy
+from pendo_assets.client.rate_limit import RateBudget
 from pendo_assets.sync.engine import DEFAULT_MAX_IN_FLIGHT
 
 
@@ -39,7 +38,10 @@ class PendoResource(dg.ConfigurableResource):
         description="Replaces the region's host on every call (proxy, local sandbox).",
     )
     max_requests_per_second: float = Field(
-        default=100.0, description="Cap on requests per second from one client."
+        default=100.0,
+        description="Cap on requests per second to one Pendo destination (base URL and "
+        "credential), summed over every run, step, thread, process and host that shares the "
+        "sync state database.",
     )
     timeout_seconds: float = Field(default=30.0, description="Timeout of a single request.")
     max_attempts: int = Field(default=5, description="Attempts per request before giving up.")
@@ -53,14 +55,14 @@ class PendoResource(dg.ConfigurableResource):
         description="Most requests in flight at once within one sync step.",
     )
 
-    def get_client(self, share_rate_limit_with: str | None = None) -> PendoClient:
+    def get_client(self, rate_budget: RateBudget | None = None) -> PendoClient:
         """A new client; close it (or use it as a context manager) when the step is done.
 
-        Clients given the same `share_rate_limit_with` key (the run id) share one
-        requests-per-second cap, across processes.
+        Clients given one `rate_budget` (the sync state's, see `SyncStateResource.budget`)
+        share the cap of each destination; without one, the cap holds for this client only.
         """
         return PendoClient(
-            rate_limit_file=_rate_limit_file(share_rate_limit_with),
+            rate_budget=rate_budget,
             region=self.region,
             integration_key=self.integration_key,
             track_event_secret=self.track_event_secret,
@@ -73,13 +75,6 @@ class PendoResource(dg.ConfigurableResource):
             max_connections=self.max_connections,
             batch_size=self.batch_size,
         )
-
-
-def _rate_limit_file(key: str | None) -> str | None:
-    if key is None:
-        return None
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"pendo_assets_rate_{digest}")
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from pendo_assets.budget.visitor_pacing import VisitorPacing
 from pendo_assets.client import PendoAuthError, PendoClient, PendoError
 from pendo_assets.sync.decide.change_detection import NO_CHANGES, Keyed, changes_markdown
 from pendo_assets.sync.decide.chunk_plan import Plan, Planner, Stop
@@ -71,6 +72,7 @@ def run_sync(
     options: SyncOptions | None = None,
     state: StateStore | None = None,
     lease: PartitionLease | None = None,
+    pacing: VisitorPacing | None = None,
     log: Log = logger,
 ) -> SyncReport:
     """Send one partition's rows; raise `SyncAborted` (carrying the report) if the sync stopped.
@@ -82,11 +84,14 @@ def run_sync(
     what Pendo accepted is recorded batch by batch, under a lease on the partition (the one
     given, or one taken here and released at the end): a concurrent run of the same partition
     waits, then sees this run's state. Without a store, every valid row is sent.
+
+    `pacing` (track events) shares each visitor's one-event-a-second gap with every other run
+    sending to the destination; without it the gap holds within this sync only.
     """
     options = options or SyncOptions()
     scope = state.scope(destination_of(spec, client), spec.name) if state else None
     if scope is None or options.dry_run or lease is not None:
-        return _run_stream(spec, rows, client, partition_key, options, scope, lease, log)
+        return _run_stream(spec, rows, client, partition_key, options, scope, lease, pacing, log)
     with PartitionLease(
         scope.store,
         destination=scope.destination,
@@ -95,7 +100,9 @@ def run_sync(
         holder=options.run_id,
         settings=options.lease,
     ) as own_lease:
-        return _run_stream(spec, rows, client, partition_key, options, scope, own_lease, log)
+        return _run_stream(
+            spec, rows, client, partition_key, options, scope, own_lease, pacing, log
+        )
 
 
 def destination_of(spec: SyncSpec, client: PendoClient) -> str:
@@ -127,6 +134,7 @@ def _run_stream(
     options: SyncOptions,
     scope: StateScope | None,
     lease: PartitionLease | None,
+    pacing: VisitorPacing | None,
     log: Log,
 ) -> SyncReport:
     """Plan chunks ahead in a thread, deliver and account them in this one; every row ends up
@@ -148,7 +156,7 @@ def _run_stream(
         now_ms=options.now_ms,
     )
     chunks = [rows] if isinstance(rows, pd.DataFrame) else rows
-    send = _Sender(spec, client, options, scope, lease)
+    send = _Sender(spec, client, options, scope, lease, pacing)
     try:
         with Prefetched(_planned(iter(chunks), planner)) as plans:
             _deliver_all(plans, spec, options, send, stop, report, log)
@@ -288,8 +296,10 @@ class _Sender:
         options: SyncOptions,
         scope: StateScope | None,
         lease: PartitionLease | None,
+        pacing: VisitorPacing | None,
     ) -> None:
         self._spec = spec
+        self._pacing = pacing
         self._client = client
         self._options = options
         self._scope = scope
@@ -324,6 +334,7 @@ class _Sender:
             in_doubt=spec.in_doubt,
             lost=self._lost,
             next_allowed=self._next_allowed,
+            shared_pacing=self._pacing,
         )
 
     def close(self) -> str | None:

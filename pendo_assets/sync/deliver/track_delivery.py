@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from pendo_assets.budget.visitor_pacing import VisitorPacing
 from pendo_assets.client import (
     FailureKind,
     MissingCredentialError,
@@ -60,11 +61,14 @@ def deliver_events(
     visitor_gap_seconds: float = DEFAULT_VISITOR_GAP_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     next_allowed: dict[str, float] | None = None,
+    shared_pacing: VisitorPacing | None = None,
 ) -> DeliveryOutcome:
     """Send the events at `positions`; `on_accepted` hears delivered positions in batches.
 
     `next_allowed` carries, from one chunk of a partition to the next, the earliest time each
     visitor may send again; it is updated, and visitors free to send are dropped from it.
+    With `shared_pacing`, each event's visitor is also claimed there before it goes out and
+    released when its answer came, so other runs sending to the destination keep the gap too.
     """
     outcome = DeliveryOutcome(prepared.rows)
     queues = _queues_by_visitor(prepared, positions)
@@ -94,6 +98,15 @@ def deliver_events(
                 in_flight += 1
                 return visitor, queues[visitor].popleft()
             return None
+
+    def deferred(visitor: str, position: int, wait: float) -> None:
+        """Another run holds the visitor: its event goes back to the front, tried again later."""
+        nonlocal in_flight
+        with condition:
+            in_flight -= 1
+            queues[visitor].appendleft(position)
+            heapq.heappush(ready, (clock() + wait, next(order), visitor))
+            condition.notify_all()
 
     def finished(visitor: str, again: int | None = None) -> None:
         nonlocal in_flight
@@ -131,25 +144,44 @@ def deliver_events(
             remember(position)
         return None
 
+    def handed_back(visitor: str, position: int) -> bool:
+        """Whether another run holds the visitor, so its event went back to wait its turn."""
+        if shared_pacing is None or outcome.aborted:
+            return False
+        try:
+            wait = shared_pacing.claim(visitor)
+        except Exception as error:  # the shared store is down: stop rather than break pacing
+            outcome.abort(f"cannot claim a visitor's pacing: {brief(error)}", error)
+            return False
+        if wait > 0:
+            deferred(visitor, position, wait)
+            return True
+        return False
+
+    def send(visitor: str, position: int) -> None:
+        again: int | None = None
+        try:
+            if outcome.stop_if(lost):
+                return
+            result = client.send_track_event(prepared.event(position))
+        except PendoAuthError as error:
+            outcome.abort_on_auth(error)
+        except MissingCredentialError as error:  # no secret configured: raised below
+            outcome.abort(str(error), error)
+        except Exception as error:  # a bug must stop the sync, not hang or vanish
+            outcome.abort(f"internal error while sending events: {brief(error)}", error)
+        else:
+            outcome.note_item([result])
+            again = settle(position, result)
+        finally:
+            if shared_pacing is not None:  # first, so the local gap ends after the shared one
+                _release(shared_pacing, visitor, visitor_gap_seconds, outcome)
+            finished(visitor, again)
+
     def worker() -> None:
         while (job := next_event()) is not None:
-            visitor, position = job
-            again: int | None = None
-            try:
-                if outcome.stop_if(lost):
-                    continue
-                result = client.send_track_event(prepared.event(position))
-            except PendoAuthError as error:
-                outcome.abort_on_auth(error)
-            except MissingCredentialError as error:  # no secret configured: raised below
-                outcome.abort(str(error), error)
-            except Exception as error:  # a bug must stop the sync, not hang or vanish
-                outcome.abort(f"internal error while sending events: {brief(error)}", error)
-            else:
-                outcome.note_item([result])
-                again = settle(position, result)
-            finally:
-                finished(visitor, again)
+            if not handed_back(*job):
+                send(*job)
 
     threads = [
         threading.Thread(target=worker, name=f"pendo-track-{i}", daemon=True)
@@ -169,6 +201,15 @@ def deliver_events(
         raise outcome.abort_cause
     outcome.finish()
     return outcome
+
+
+def _release(pacing: VisitorPacing, visitor: str, gap: float, outcome: DeliveryOutcome) -> None:
+    """Free the visitor for other runs `gap` from now; if that fails, the sync stops (a claim
+    left behind only delays that visitor's events elsewhere until it expires)."""
+    try:
+        pacing.release(visitor, gap)
+    except Exception as error:
+        outcome.abort(f"cannot record visitor pacing: {brief(error)}", error)
 
 
 def _in_doubt_result(result: RecordResult, policy: str) -> RecordResult:

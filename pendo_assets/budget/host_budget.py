@@ -1,0 +1,174 @@
+"""The budget of a destination shared by every process of one host, in a private directory.
+
+With SQLite state every run of a code location runs on one host, so a file per destination
+(rate) and one small SQLite database (visitor pacing) are shared by all of them. Both hold
+CLOCK_MONOTONIC readings, which every process of a Linux host shares; a reading from before a
+reboot is recognised by being implausibly far ahead and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pendo_assets.client.rate_limit import MAX_PAUSE_SECONDS, check_rate
+
+from .private_directory import private_directory, remove_stale_files
+from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
+
+PACING_DATABASE = "visitor_pacing.sqlite3"
+_PACING_KEPT_SECONDS = 3600.0
+_RECORD_BYTES = 32  # the next send's time, as text padded with spaces
+
+
+def _file_name(destination: str) -> str:
+    return "rate-" + hashlib.sha256(destination.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class HostRateLimiter:
+    """Spaces actual sends to one destination across every process of the host.
+
+    An exclusive `flock` on the destination's file serialises the senders; the file holds the
+    earliest monotonic time of the next send. The lock is held while waiting, so a send leaves
+    at its own slot (no burst of late wakers). The file stays open for the limiter's life.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        max_per_second: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self.max_per_second = max_per_second
+        self._interval = check_rate(max_per_second)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> float:
+        with self._lock, self._locked():
+            while (wait := self._read() - self._clock()) > 0:
+                self._sleep(wait)
+            admitted = self._clock()
+            self._write(admitted + self._interval)
+            return admitted
+
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+        with self._locked():
+            if until > self._read():
+                self._write(until)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _read(self) -> float:
+        try:
+            next_at = float(os.pread(self._fd, _RECORD_BYTES, 0))
+        except ValueError:  # a new (empty) file
+            return float("-inf")
+        if next_at - self._clock() > MAX_PAUSE_SECONDS + self._interval:
+            return float("-inf")  # written before a reboot
+        return next_at
+
+    def _write(self, next_at: float) -> None:
+        os.pwrite(self._fd, repr(next_at).ljust(_RECORD_BYTES).encode(), 0)
+        os.utime(self._fd)  # the file is in use: not stale
+
+
+class HostVisitorPacing:
+    """Visitor claims of one destination in a SQLite database of the private directory."""
+
+    def __init__(
+        self,
+        path: Path,
+        destination: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.destination = destination
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # a lost claim only costs a pacing wait
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS pacing (destination TEXT NOT NULL, visitor TEXT NOT NULL,"
+            " free_at REAL NOT NULL, PRIMARY KEY (destination, visitor)) WITHOUT ROWID"
+        )
+        now = self._clock()
+        self._db.execute(
+            "DELETE FROM pacing WHERE free_at < ? OR free_at > ?",
+            (now - _PACING_KEPT_SECONDS, now + 2 * CLAIM_HOLD_SECONDS),
+        )
+
+    def claim(self, visitor: str) -> float:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                now = self._clock()
+                row = self._db.execute(
+                    "SELECT free_at FROM pacing WHERE destination = ? AND visitor = ?",
+                    (self.destination, visitor),
+                ).fetchone()
+                if row is not None and now < row[0] <= now + 2 * CLAIM_HOLD_SECONDS:
+                    return retry_after(row[0] - now)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO pacing VALUES (?, ?, ?)",
+                    (self.destination, visitor, now + CLAIM_HOLD_SECONDS),
+                )
+                return 0.0
+            finally:
+                self._db.execute("COMMIT")
+
+    def release(self, visitor: str, free_in: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE pacing SET free_at = ? WHERE destination = ? AND visitor = ?",
+                (self._clock() + free_in, self.destination, visitor),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class HostBudget:
+    """Rate limiters and visitor pacing shared by the processes of this host."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = private_directory(directory or os.environ.get("PENDO_BUDGET_DIR"))
+        remove_stale_files(self.directory)
+        self._opened: list[HostRateLimiter] = []
+
+    def limiter(self, destination: str, max_per_second: float | None) -> HostRateLimiter:
+        limiter = HostRateLimiter(self.directory / _file_name(destination), max_per_second)
+        self._opened.append(limiter)
+        return limiter
+
+    def pacing(self, destination: str) -> HostVisitorPacing:
+        return HostVisitorPacing(self.directory / PACING_DATABASE, destination)
+
+    def close(self) -> None:
+        for limiter in self._opened:
+            limiter.close()
+        self._opened.clear()
