@@ -40,13 +40,15 @@ sandbox: $(STAMP)
 # Metadata through `dagster asset materialize` beside the loop a user would write (1M rows
 # first, unchanged and 1% changed, a 3M memory point); the engine in-process and track pacing
 # under a cap; track events through the CLI beside a raw load generator; value conversion of a
-# million PostgreSQL timestamps against the vectorised floor. About 15 minutes; needs the local
-# PostgreSQL; results also go to benchmarks/latest_*results.md.
+# million PostgreSQL timestamps against the vectorised floor. About 17 minutes; needs the local
+# PostgreSQL; results also go to benchmarks/latest_*results.md. Last, the shared rate budget's
+# cost, fairness and pause at 100 requests/s from 8 processes, beside pyrate-limiter.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sync.py
 	$(BIN)/python benchmarks/bench_sync_cli.py
 	$(BIN)/python benchmarks/bench_track_cli.py
 	$(BIN)/python benchmarks/bench_values.py
+	$(BIN)/python benchmarks/bench_rate_budget.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -127,6 +127,29 @@ def test_a_pause_by_one_run_holds_back_another_run(open_budget: Callable[[], Any
     assert time.monotonic() - started >= 0.9
 
 
+def test_a_pause_holds_back_senders_already_waiting_for_their_slot(
+    open_budget: Callable[[], Any],
+) -> None:
+    """Eight senders at a cap of 10 a second have booked slots up to 0.8 s ahead when another
+    run pauses the destination for a second: none of them sends during the pause."""
+    limiter = open_budget().limiter(DESTINATION, 10)
+    pauser = open_budget().limiter(DESTINATION, 10)
+    limiter.acquire()
+    admitted: list[float] = []
+    senders = [
+        threading.Thread(target=lambda: admitted.append(limiter.acquire())) for _ in range(8)
+    ]
+    for sender in senders:
+        sender.start()
+    time.sleep(0.25)  # every sender has booked its slot and sleeps towards it
+    pauser.pause(1.0)
+    paused = time.monotonic()  # the pause holds from here (the host's waits for its lock)
+    for sender in senders:
+        sender.join()
+    assert [t for t in admitted if paused < t < paused + 0.98] == []
+    assert len(admitted) == 8
+
+
 def test_a_visitor_is_claimed_by_one_run_at_a_time(open_budget: Callable[[], Any]) -> None:
     first = open_budget().pacing(DESTINATION)
     second = open_budget().pacing(DESTINATION)

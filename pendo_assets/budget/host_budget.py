@@ -65,8 +65,8 @@ class HostRateLimiter:
             return admitted
 
     def pause(self, seconds: float) -> None:
-        until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
-        with self._locked():
+        with self._locked():  # the pause starts once it holds the lock, not before
+            until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
             if until > self._read():
                 self._write(until)
 

@@ -3,8 +3,8 @@
 The rate is a single row per destination holding the earliest time of the next send, on the
 database's clock: each send books the next slot with one atomic UPSERT (the row lock orders
 the bookers, first come first served) and sleeps until it. A pause (429 with Retry-After)
-moves that time forward for every booker. Visitor claims are rows too, taken and released
-with one statement each.
+moves that time forward for later bookers, and every booker that slept reads it again before
+it sends. Visitor claims are rows too, taken and released with one statement each.
 
 The tables are UNLOGGED: nothing in them outlives a few seconds' use, so they skip the WAL
 and its flush on every commit (a crash of the database server empties them, which frees every
@@ -32,7 +32,7 @@ _POOL_SIZE = 4  # connections a process keeps; sender threads take turns on them
 
 _SETUP = (
     f"CREATE UNLOGGED TABLE IF NOT EXISTS {RATE_TABLE} "
-    "(destination TEXT PRIMARY KEY, next_at TIMESTAMPTZ NOT NULL)",
+    "(destination TEXT PRIMARY KEY, next_at TIMESTAMPTZ NOT NULL, paused_until TIMESTAMPTZ)",
     f"CREATE UNLOGGED TABLE IF NOT EXISTS {PACING_TABLE} (destination TEXT NOT NULL, "
     "visitor_id TEXT NOT NULL, free_at TIMESTAMPTZ NOT NULL, "
     "PRIMARY KEY (destination, visitor_id))",
@@ -47,9 +47,16 @@ _BOOK = f"""
     RETURNING EXTRACT(EPOCH FROM b.next_at - clock_timestamp())::float8 - %(interval)s
 """
 _PAUSE = f"""
-    INSERT INTO {RATE_TABLE} AS b (destination, next_at)
-    VALUES (%(destination)s, clock_timestamp() + make_interval(secs => %(seconds)s))
-    ON CONFLICT (destination) DO UPDATE SET next_at = greatest(b.next_at, EXCLUDED.next_at)
+    INSERT INTO {RATE_TABLE} AS b (destination, next_at, paused_until)
+    VALUES (%(destination)s, clock_timestamp() + make_interval(secs => %(seconds)s),
+            clock_timestamp() + make_interval(secs => %(seconds)s))
+    ON CONFLICT (destination) DO UPDATE
+    SET next_at = greatest(b.next_at, EXCLUDED.next_at),
+        paused_until = greatest(b.paused_until, EXCLUDED.paused_until)
+"""
+_PAUSED = f"""
+    SELECT EXTRACT(EPOCH FROM paused_until - clock_timestamp())::float8 FROM {RATE_TABLE}
+    WHERE destination = %(destination)s
 """
 _CLAIM = f"""
     INSERT INTO {PACING_TABLE} AS p (destination, visitor_id, free_at)
@@ -137,8 +144,11 @@ class PostgresRateLimiter:
             _BOOK, {"destination": self.destination, "interval": self._interval}
         )
         wait = float(row[0]) if row else 0.0
-        if wait > 0:
+        while wait > 0:
             self._sleep(wait)
+            # A pause that came while this sender slept towards its slot holds it back too.
+            paused = self._connections.one(_PAUSED, {"destination": self.destination})
+            wait = float(paused[0]) if paused and paused[0] is not None else 0.0
         return self._clock()
 
     def pause(self, seconds: float) -> None:
