@@ -2,38 +2,18 @@
 
 Everything comes from the environment variables the README lists; with none set, it is the
 demo: the packaged syncs file over the embedded SQLite warehouse and a local state database.
+A `dg` project uses `PendoSyncComponent` instead; both build through `build_pendo_definitions`.
 """
 
-import os
-
-import dagster as dg
-
-from pendo_assets.defs.database_resources import SyncStateResource, WarehouseResource
-from pendo_assets.defs.environment import state_url, syncs_file, warehouse_url
+from pendo_assets.defs.env_resources import resources_from_env
+from pendo_assets.defs.environment import demo_warehouse_path, syncs_file
+from pendo_assets.defs.executors import executor_from_env
 from pendo_assets.defs.factory import build_pendo_definitions
-from pendo_assets.defs.resources import pendo_resource_from_env
-from pendo_assets.sync.source.warehouse import DEFAULT_CHUNK_ROWS
 from pendo_assets.sync.spec import load_syncs_file
-
-
-def _url(variable: str, default: str) -> str:
-    # A URL from the environment may hold a password: pass it as an EnvVar so the UI shows
-    # only the variable's name.
-    return dg.EnvVar(variable) if os.environ.get(variable) else default
-
 
 defs = build_pendo_definitions(
     load_syncs_file(syncs_file()),
-    resources={
-        "pendo": pendo_resource_from_env(),
-        "warehouse": WarehouseResource(
-            url=_url("PENDO_WAREHOUSE_URL", warehouse_url()),
-            chunk_rows=int(os.environ.get("PENDO_CHUNK_ROWS") or DEFAULT_CHUNK_ROWS),
-        ),
-        "sync_state": SyncStateResource(
-            url=_url("PENDO_STATE_URL", state_url()),
-            lease_ttl_seconds=float(os.environ.get("PENDO_LEASE_TTL_SECONDS") or 120),
-            lease_wait_seconds=float(os.environ.get("PENDO_LEASE_WAIT_SECONDS") or 900),
-        ),
-    },
+    resources=resources_from_env(warehouse_url_default=f"sqlite:///{demo_warehouse_path()}"),
+    # PENDO_EXECUTOR=celery sends every step to Celery workers (PENDO_CELERY_BROKER, ...).
+    executor=executor_from_env(),
 )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; dagster does not export the 
 from pendo_assets.sync.spec import SyncSpec
 
 from .run_overlap import sync_partition_tags
-from .sync_assets import pendo_key, warehouse_key
+from .sync_assets import SyncKeys, default_keys
 
 SCHEDULE_MINUTE_AFTER_MIDNIGHT = 15
 
@@ -26,7 +26,9 @@ def job_name(spec: SyncSpec) -> str:
 
 
 def build_job(
-    spec: SyncSpec, partitions_def: dg.PartitionsDefinition | None = None
+    spec: SyncSpec,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    keys: SyncKeys | None = None,
 ) -> "UnresolvedAssetJobDefinition":
     """Both assets of the sync. With `partitions_def`, every run of the job for a partition
     (schedule, sensors, `dagster job backfill`, the Launchpad) carries the sync-partition tag,
@@ -42,7 +44,7 @@ def build_job(
     )
     return dg.define_asset_job(
         name=job_name(spec),
-        selection=dg.AssetSelection.assets(warehouse_key(spec), pendo_key(spec)),
+        selection=dg.AssetSelection.assets(*(keys or default_keys(spec))),
         config=config,
         description=f"Read one day of `{spec.name}` from the warehouse and push it to Pendo.",
     )

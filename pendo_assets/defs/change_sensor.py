@@ -28,7 +28,7 @@ from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import WarehouseResource
 from .run_overlap import partitions_in_flight, sync_partition_tags
-from .sync_assets import pendo_key, warehouse_key
+from .sync_assets import SyncKeys, default_keys
 
 SENSOR_INTERVAL_SECONDS = 300
 
@@ -82,6 +82,7 @@ def build_change_sensor(
     spec: SyncSpec,
     job: UnresolvedAssetJobDefinition,
     partitions_def: dg.TimeWindowPartitionsDefinition,
+    keys: SyncKeys | None = None,
 ) -> dg.SensorDefinition:
     """`<name>_warehouse_changes`: requests each partition whose rows in the window changed.
 
@@ -123,7 +124,7 @@ def build_change_sensor(
             in_flight = partitions_in_flight(
                 context.instance,
                 job_name=job.name,
-                asset_keys=(warehouse_key(spec), pendo_key(spec)),
+                asset_keys=keys or default_keys(spec),
                 partition_keys=changed,
             )
         return _result(spec, context, previous, recent, fingerprints, changed, in_flight)

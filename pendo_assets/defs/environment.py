@@ -21,11 +21,10 @@ def syncs_file() -> Path:
     return Path(os.environ.get("PENDO_SYNCS_FILE") or PACKAGED_SYNCS_FILE)
 
 
-def warehouse_url() -> str:
-    return os.environ.get("PENDO_WAREHOUSE_URL") or f"sqlite:///{demo_warehouse_path()}"
+def local_state_url() -> str:
+    """The state database when none is configured: SQLite in $DAGSTER_HOME (one host)."""
+    return f"sqlite:///{dagster_home() / 'pendo_sync_state.db'}"
 
 
 def state_url() -> str:
-    return (
-        os.environ.get("PENDO_STATE_URL") or f"sqlite:///{dagster_home() / 'pendo_sync_state.db'}"
-    )
+    return os.environ.get("PENDO_STATE_URL") or local_state_url()

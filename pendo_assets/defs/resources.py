@@ -82,13 +82,21 @@ def _env_or_none(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def pendo_resource_from_env() -> PendoResource:
-    """The resource as the README's environment variables describe it."""
+def pendo_resource_from_env(
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    integration_key_env: str = "PENDO_INTEGRATION_KEY",
+    track_event_secret_env: str = "PENDO_TRACK_EVENT_SECRET",
+) -> PendoResource:
+    """The resource as the README's environment variables describe it; credentials are read
+    from the named variables at run time (EnvVar), so the UI shows names, never values.
+    `region` and `base_url` replace PENDO_REGION and PENDO_BASE_URL when given."""
     return PendoResource(
-        region=os.environ.get("PENDO_REGION") or "us",
-        integration_key=_env_or_none("PENDO_INTEGRATION_KEY"),
-        track_event_secret=_env_or_none("PENDO_TRACK_EVENT_SECRET"),
-        base_url=os.environ.get("PENDO_BASE_URL") or None,
+        region=region or os.environ.get("PENDO_REGION") or "us",
+        integration_key=_env_or_none(integration_key_env),
+        track_event_secret=_env_or_none(track_event_secret_env),
+        base_url=base_url or os.environ.get("PENDO_BASE_URL") or None,
         max_requests_per_second=float(os.environ.get("PENDO_MAX_REQUESTS_PER_SECOND") or 100),
         max_in_flight=int(os.environ.get("PENDO_MAX_IN_FLIGHT") or DEFAULT_MAX_IN_FLIGHT),
     )

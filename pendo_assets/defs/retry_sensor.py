@@ -30,7 +30,7 @@ from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import SyncStateResource
 from .run_overlap import partitions_in_flight, sync_partition_tags
-from .sync_assets import pendo_key, warehouse_key
+from .sync_assets import SyncKeys, default_keys
 
 RETRY_SENSOR_INTERVAL_SECONDS = 60
 RETRY_ATTEMPT_TAG = "pendo_assets/retry_attempt"
@@ -117,6 +117,7 @@ def build_retry_sensor(
     spec: SyncSpec,
     job: UnresolvedAssetJobDefinition,
     *,
+    keys: SyncKeys | None = None,
     clock: Clock | None = None,
 ) -> dg.SensorDefinition:
     """`<name>_retry_failed_rows`: requests partitions with unresolved retryable failures,
@@ -162,7 +163,7 @@ def build_retry_sensor(
         in_flight = partitions_in_flight(
             context.instance,
             job_name=job.name,
-            asset_keys=(warehouse_key(spec), pendo_key(spec)),
+            asset_keys=keys or default_keys(spec),
             partition_keys=(key for key in unresolved if key is not None),
         )
         return _evaluate(spec, context, now, unresolved, previous, in_flight)

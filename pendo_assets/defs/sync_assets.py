@@ -1,6 +1,11 @@
-"""The two assets of one sync: `warehouse/<name>` reads a partition, `pendo/<name>` pushes it."""
+"""The two assets of one sync: `warehouse/<name>` reads a partition, `pendo/<name>` pushes it.
 
-from typing import Any
+Each is built from an `AssetSpec`, so a component's `translation:` (or any `translate` hook)
+can change keys, groups, descriptions, tags, owners and automation conditions of both.
+"""
+
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -32,28 +37,81 @@ def pendo_key(spec: SyncSpec) -> dg.AssetKey:
     return dg.AssetKey(["pendo", spec.name])
 
 
-def build_sync_assets(
-    spec: SyncSpec, partitions_def: dg.PartitionsDefinition
-) -> list[dg.AssetsDefinition]:
-    return [
-        _warehouse_asset(spec, partitions_def),
-        _pendo_asset(spec, partitions_def),
-    ]
+Role = Literal["warehouse", "pendo"]
+#: (sync, which of its two assets, the default spec) -> the spec to build the asset from.
+Translate = Callable[[SyncSpec, Role, dg.AssetSpec], dg.AssetSpec]
 
 
-def _warehouse_asset(
-    spec: SyncSpec, partitions_def: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
-    key = warehouse_key(spec)
+class SyncKeys(NamedTuple):
+    """The keys of a sync's two assets, as built (a translation may have changed them)."""
+
+    warehouse: dg.AssetKey
+    pendo: dg.AssetKey
+
+
+def default_keys(spec: SyncSpec) -> SyncKeys:
+    return SyncKeys(warehouse_key(spec), pendo_key(spec))
+
+
+def sync_asset_specs(
+    spec: SyncSpec, partitions_def: dg.PartitionsDefinition, translate: Translate | None = None
+) -> tuple[dg.AssetSpec, dg.AssetSpec]:
+    """The specs of `warehouse/<name>` and `pendo/<name>`, translated; the push depends on the
+    warehouse asset's translated key."""
     source = spec.source.table or "query"
-
-    @dg.asset(
-        key=key,
+    warehouse = dg.AssetSpec(
+        key=warehouse_key(spec),
         partitions_def=partitions_def,
         group_name=spec.name,
         kinds={"sql"},
         description=f"Rows of `{source}` whose `{spec.source.partition_column}` falls in the "
         "partition's UTC day, for the Pendo sync of the same name.",
+    )
+    if translate is not None:
+        warehouse = _translated(spec, "warehouse", warehouse, translate)
+    pendo = dg.AssetSpec(
+        key=pendo_key(spec),
+        partitions_def=partitions_def,
+        # A dependency, not an input: no copy of the rows passes through Dagster's storage;
+        # the push reads them from the warehouse itself, fresh, once it holds the partition.
+        deps=[warehouse.key],
+        group_name=spec.name,
+        kinds={"pendo"},
+        description=f"{spec.object_type.replace('_', ' ').capitalize()} pushed to Pendo "
+        f"({spec.mode}).",
+    )
+    if translate is not None:
+        pendo = _translated(spec, "pendo", pendo, translate)
+    return warehouse, pendo
+
+
+def _translated(
+    spec: SyncSpec, role: Role, base: dg.AssetSpec, translate: Translate
+) -> dg.AssetSpec:
+    translated = translate(spec, role, base)
+    if translated.partitions_def != base.partitions_def:
+        raise dg.DagsterInvalidDefinitionError(
+            f"sync {spec.name!r}: a translation may not change the partitions of "
+            f"{base.key.to_user_string()}: the jobs, schedule and sensors of a sync partition "
+            "its assets by UTC day from start_date"
+        )
+    return translated
+
+
+def build_sync_assets(
+    spec: SyncSpec, partitions_def: dg.PartitionsDefinition, translate: Translate | None = None
+) -> list[dg.AssetsDefinition]:
+    warehouse, pendo = sync_asset_specs(spec, partitions_def, translate)
+    return [_warehouse_asset(spec, warehouse), _pendo_asset(spec, pendo)]
+
+
+def _warehouse_asset(spec: SyncSpec, asset_spec: dg.AssetSpec) -> dg.AssetsDefinition:
+    key = asset_spec.key
+    source = spec.source.table or "query"
+
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[asset_spec],
         check_specs=[
             dg.AssetCheckSpec(
                 IDS_CHECK,
@@ -124,21 +182,14 @@ def _ids_check(spec: SyncSpec, rows: int, missing: int) -> dg.AssetCheckResult:
     )
 
 
-def _pendo_asset(spec: SyncSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = pendo_key(spec)
+def _pendo_asset(spec: SyncSpec, asset_spec: dg.AssetSpec) -> dg.AssetsDefinition:
+    key = asset_spec.key
 
-    @dg.asset(
-        key=key,
-        partitions_def=partitions_def,
-        # A dependency, not an input: no copy of the rows passes through Dagster's storage;
-        # the push reads them from the warehouse itself, fresh, once it holds the partition.
-        deps=[warehouse_key(spec)],
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[asset_spec],
         pool=PENDO_POOL,
         retry_policy=SYNC_RETRY_POLICY,
-        group_name=spec.name,
-        kinds={"pendo"},
-        description=f"{spec.object_type.replace('_', ' ').capitalize()} pushed to Pendo "
-        f"({spec.mode}).",
         check_specs=[
             dg.AssetCheckSpec(
                 FAILURE_RATE_CHECK,
