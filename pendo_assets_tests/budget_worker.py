@@ -20,8 +20,9 @@ def main(state_url: str, destination: str, rate: float, count: int) -> None:
     sys.stdin.readline()  # every process starts on the test's word
     stamps = []
     for _ in range(count):
-        limiter.acquire()
-        stamps.append(time.monotonic())  # when the send would leave
+        release = limiter.acquire()
+        stamps.append(time.monotonic())  # when the send would be written
+        release()
     budget.close()
     print("\n".join(repr(s) for s in stamps), flush=True)
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
+
 from pendo_assets.budget import HostBudget
 from pendo_assets.client import MetadataRecord, PendoClient, TrackEvent
 from pendo_assets.client.rate_limit import ThreadRateLimiter
@@ -47,27 +49,47 @@ def test_events_of_different_visitors_go_out_concurrently(
     )
 
 
+def send(limiter: ThreadRateLimiter, clock: Callable[[], float], writing: float = 0.0) -> float:
+    """One turn as the transport takes it: admitted, the request written, the turn released;
+    returns when the write started."""
+    release = limiter.acquire()
+    started = clock()
+    if writing:
+        time.sleep(writing)
+    release()
+    return started
+
+
 def test_rate_limiter_spaces_every_send_by_the_interval() -> None:
     clock = FakeClock()
     limiter = ThreadRateLimiter(4, clock=clock, sleep=clock.sleep)
-    admitted = [limiter.acquire() for _ in range(6)]
-    assert [round(b - a, 9) for a, b in itertools.pairwise(admitted)] == [0.25] * 5
+    sent = [send(limiter, clock) for _ in range(6)]
+    assert [round(b - a, 9) for a, b in itertools.pairwise(sent)] == [0.25] * 5
 
 
 def test_rate_limiter_spaces_sends_across_threads() -> None:
     limiter = ThreadRateLimiter(200, clock=time.monotonic, sleep=time.sleep)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        admitted = sorted(pool.map(lambda _: limiter.acquire(), range(40)))
-    # Admission times are read under the limiter's lock after its sleep, which never returns
-    # early, so the gap is a lower bound that holds on a loaded machine too.
-    assert min(b - a for a, b in itertools.pairwise(admitted)) >= 1 / 200 - 1e-9
+        sent = sorted(pool.map(lambda _: send(limiter, time.monotonic), range(40)))
+    # Times are read under the limiter's lock after its sleep, which never returns early, so
+    # the gap is a lower bound that holds on a loaded machine too.
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 200 - 1e-9
+
+
+def test_the_next_turn_counts_from_the_end_of_a_slow_write() -> None:
+    """A sender held up while writing (descheduled, a slow socket) does not let the next one
+    go out right behind it: the interval runs from the end of its write."""
+    limiter = ThreadRateLimiter(20, clock=time.monotonic, sleep=time.sleep)
+    first = send(limiter, time.monotonic, writing=0.2)
+    second = send(limiter, time.monotonic)
+    assert second - first >= 0.2 + 1 / 20 - 1e-6
 
 
 def test_no_cap_means_no_waiting() -> None:
     clock = FakeClock()
     limiter = ThreadRateLimiter(None, clock=clock, sleep=clock.sleep)
     for _ in range(100):
-        limiter.acquire()
+        limiter.acquire()()
     assert clock.sleeps == []
 
 
@@ -97,3 +119,29 @@ def test_clients_sharing_a_host_budget_keep_one_cap_between_them(
     # Admission happens at least 1/20 s apart; arrival jitter on loopback is far below that,
     # so any 0.98 s holds at most 20 arrivals (two independent limiters would allow 40).
     assert max(sum(1 for t in arrivals if start <= t < start + 0.98) for start in arrivals) <= 20
+
+
+def test_a_turn_ends_when_the_request_is_written_not_when_its_answer_comes(
+    client_factory: Callable[..., PendoClient],
+) -> None:
+    """httpcore reports the written request through the `trace` extension; the next sender
+    goes one interval after that, not after the (slow) answer."""
+    written: list[float] = []
+
+    def slow_pendo(request: httpx.Request) -> httpx.Response:
+        request.extensions["trace"]("http11.send_request_body.complete", {})
+        written.append(time.monotonic())
+        time.sleep(0.5)  # a slow answer
+        return httpx.Response(200, json=[])
+
+    client = client_factory(
+        max_requests_per_second=20,
+        http_transport=httpx.MockTransport(slow_pendo),
+        clock=time.monotonic,
+        sleep=time.sleep,
+    )
+    event = TrackEvent(event="e", visitor_id="v", timestamp=1_700_000_000_000)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda _: client.send_track_event(event), range(3)))
+    gaps = [b - a for a, b in itertools.pairwise(sorted(written))]
+    assert all(1 / 20 - 0.01 <= gap < 0.4 for gap in gaps), gaps

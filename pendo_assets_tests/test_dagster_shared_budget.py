@@ -57,6 +57,12 @@ def test_two_runs_at_once_stay_within_one_cap_and_keep_each_visitor_paced(
         {f"v-{v}": 2 * EVENTS_PER_VISITOR_AND_DAY for v in range(VISITORS)}
     )
     assert state["counters"]["pacing_429"] == 0
+    for run in runs:  # the resources, the budget's among them, were closed cleanly
+        assert not [
+            e.message
+            for e in run.result.all_events
+            if "Teardown" in (e.message or "") or e.is_failure
+        ]
     arrivals = [r["received_at"] for r in state["requests"]]
     assert len(arrivals) == total  # nothing was refused and sent again
     assert busiest_second(arrivals) <= CAP * 1.05

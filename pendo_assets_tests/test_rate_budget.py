@@ -77,7 +77,8 @@ def test_a_pause_holds_back_every_caller_of_the_limiter() -> None:
     limiter = ThreadRateLimiter(None, clock=clock, sleep=clock.sleep)
     started = clock()
     limiter.pause(2.0)
-    assert limiter.acquire() >= started + 2.0
+    limiter.acquire()()
+    assert clock() >= started + 2.0
 
 
 def test_processes_sharing_a_budget_never_exceed_the_cap_together(shared_state_url: str) -> None:
@@ -120,10 +121,10 @@ def test_processes_sharing_a_budget_never_exceed_the_cap_together(shared_state_u
 def test_a_pause_by_one_run_holds_back_another_run(open_budget: Callable[[], Any]) -> None:
     first = open_budget().limiter(DESTINATION, 100)
     second = open_budget().limiter(DESTINATION, 100)
-    first.acquire()
+    first.acquire()()
     started = time.monotonic()
     first.pause(1.0)
-    second.acquire()
+    second.acquire()()
     assert time.monotonic() - started >= 0.9
 
 
@@ -134,11 +135,15 @@ def test_a_pause_holds_back_senders_already_waiting_for_their_slot(
     run pauses the destination for a second: none of them sends during the pause."""
     limiter = open_budget().limiter(DESTINATION, 10)
     pauser = open_budget().limiter(DESTINATION, 10)
-    limiter.acquire()
+    limiter.acquire()()
     admitted: list[float] = []
-    senders = [
-        threading.Thread(target=lambda: admitted.append(limiter.acquire())) for _ in range(8)
-    ]
+
+    def send() -> None:
+        release = limiter.acquire()
+        admitted.append(time.monotonic())
+        release()
+
+    senders = [threading.Thread(target=send) for _ in range(8)]
     for sender in senders:
         sender.start()
     time.sleep(0.25)  # every sender has booked its slot and sleeps towards it
@@ -185,7 +190,7 @@ def test_destinations_have_budgets_of_their_own(open_budget: Callable[[], Any]) 
     budget.limiter(DESTINATION, 100).pause(5.0)
     budget.pacing(DESTINATION).claim("v-1")
     started = time.monotonic()
-    budget.limiter(DESTINATION + "-other", 100).acquire()
+    budget.limiter(DESTINATION + "-other", 100).acquire()()
     assert time.monotonic() - started < 1.0
     assert budget.pacing(DESTINATION + "-other").claim("v-1") == 0.0
 
@@ -240,7 +245,7 @@ def test_a_rate_file_written_before_a_reboot_does_not_stall_sends(tmp_path: Path
     limiter = budget.limiter(DESTINATION, 10)
     limiter.path.write_text(repr(time.monotonic() + 10_000_000))  # a previous boot's uptime
     started = time.monotonic()
-    limiter.acquire()
+    limiter.acquire()()
     assert time.monotonic() - started < 1.0
 
 
@@ -260,6 +265,6 @@ def test_a_postgresql_budget_that_cannot_be_written_says_so(
         with pytest.raises(
             BudgetUnavailable, match=r"budget in PostgreSQL failed: .*pendo_rate_budget"
         ):
-            budget.limiter(DESTINATION, 10).acquire()
+            budget.limiter(DESTINATION, 10).acquire()()
     finally:
         budget.close()

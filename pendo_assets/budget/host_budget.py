@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pendo_assets.client.rate_limit import MAX_PAUSE_SECONDS, check_rate
+from pendo_assets.client.rate_limit import MAX_PAUSE_SECONDS, Release, check_rate, once
 
 from .private_directory import private_directory, remove_stale_files
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
@@ -36,8 +36,9 @@ class HostRateLimiter:
     """Spaces actual sends to one destination across every process of the host.
 
     An exclusive `flock` on the destination's file serialises the senders; the file holds the
-    earliest monotonic time of the next send. The lock is held while waiting, so a send leaves
-    at its own slot (no burst of late wakers). The file stays open for the limiter's life.
+    earliest monotonic time of the next send. The lock is held while waiting and until the
+    request is written, so sends leave at their own slots (no burst of late wakers). The file
+    stays open for the limiter's life.
     """
 
     def __init__(
@@ -56,13 +57,27 @@ class HostRateLimiter:
         self._lock = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def acquire(self) -> float:
-        with self._lock, self._locked():
-            while (wait := self._read() - self._clock()) > 0:
-                self._sleep(wait)
-            admitted = self._clock()
-            self._write(admitted + self._interval)
-            return admitted
+    def acquire(self) -> Release:
+        self._lock.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                while (wait := self._read() - self._clock()) > 0:
+                    self._sleep(wait)
+            except BaseException:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        return once(self._release)
+
+    def _release(self) -> None:
+        try:
+            self._write(self._clock() + self._interval)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._lock.release()
 
     def pause(self, seconds: float) -> None:
         with self._locked():  # the pause starts once it holds the lock, not before

@@ -5,6 +5,10 @@ client asks a `RateBudget` for the limiter of each destination it writes to. The
 decides how far that limiter is shared: this module's `LocalRateBudget` shares it between the
 threads of one process; `pendo_assets.budget` has budgets shared by every process of a host
 or, through PostgreSQL, by every host.
+
+A sender holds its turn from the moment it is admitted until its request is on the wire, and
+the next turn is timed from there: what is spaced is the actual sends, so a sender that was
+descheduled between its admission and its write cannot go out together with the next one.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from typing import Protocol
 MAX_PAUSE_SECONDS = 300.0  # a Retry-After longer than this is taken as this
 
 
+Release = Callable[[], None]
+
+
 class RateLimiter(Protocol):
     """Admits one send at a time to one destination."""
 
-    def acquire(self) -> float:
-        """Wait for this caller's turn; return the clock reading at which it was admitted."""
+    def acquire(self) -> Release:
+        """Wait for this caller's turn and hold it; call the returned function (once) as soon
+        as the request is written, or failed to be: the next turn is an interval later."""
         ...
 
     def pause(self, seconds: float) -> None:
@@ -44,9 +52,9 @@ def check_rate(max_per_second: float | None) -> float:
 class ThreadRateLimiter:
     """Spaces actual sends at least 1/rate apart, between the threads of one process.
 
-    The lock is held while waiting, so each caller leaves `acquire()` at its own slot and sends
-    right away. A limiter that books future slots and lets callers sleep outside the lock lets
-    late wakers go out together: measured here, that releases bursts above the cap.
+    The lock is held while waiting and while the request is written, so each caller sends at
+    its own slot. A limiter that books future slots and lets callers sleep outside the lock
+    lets late wakers go out together: measured here, that releases bursts above the cap.
     """
 
     def __init__(
@@ -62,19 +70,49 @@ class ThreadRateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_allowed = float("-inf")
-        self._paused_until = float("-inf")  # written without the lock: a sleeper holds it
+        self._paused_until = float("-inf")  # written without the lock: a holder may sleep
 
-    def acquire(self) -> float:
-        with self._lock:
+    def acquire(self) -> Release:
+        if not self._interval:  # no cap: only a pause holds senders back
+            while (wait := self._paused_until - self._clock()) > 0:
+                self._sleep(wait)
+            return _nothing
+        self._lock.acquire()
+        try:
             while (wait := max(self._next_allowed, self._paused_until) - self._clock()) > 0:
                 self._sleep(wait)  # a pause that arrives meanwhile is seen on the next turn
-            admitted = self._clock()
-            self._next_allowed = admitted + self._interval
-            return admitted
+        except BaseException:
+            self._lock.release()
+            raise
+        return once(self._release)
+
+    def _release(self) -> None:
+        self._next_allowed = self._clock() + self._interval
+        self._lock.release()
 
     def pause(self, seconds: float) -> None:
         until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
         self._paused_until = max(self._paused_until, until)
+
+
+def _nothing() -> None:
+    return None
+
+
+def once(release: Release) -> Release:
+    """`release`, callable any number of times, effective the first."""
+    lock = threading.Lock()
+    done = False
+
+    def release_once() -> None:
+        nonlocal done
+        with lock:
+            if done:
+                return
+            done = True
+        release()
+
+    return release_once
 
 
 class LocalRateBudget:

@@ -63,6 +63,20 @@ def response_message(response: httpx.Response, limit: int = 300) -> str:
     return str(body)[:limit]
 
 
+#: httpcore trace events after which the request is on the wire (HTTP/1.1 and HTTP/2).
+_WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
+
+
+def _released_once_written(release: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
+    """An httpcore trace callback that ends the sender's turn once its request is written."""
+
+    def trace(event_name: str, info: dict[str, Any]) -> None:
+        if event_name in _WRITTEN:
+            release()
+
+    return trace
+
+
 class Transport:
     """Sends requests over one shared, thread-safe httpx connection pool."""
 
@@ -109,7 +123,7 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            limiter.acquire()
+            release = limiter.acquire()
             self.stats.add(requests=1)
             problem: str
             status: int | None = None
@@ -121,7 +135,13 @@ class Transport:
                 if content is not None:  # JSON the caller encoded itself
                     headers["Content-Type"] = "application/json"
                 response = self.http.request(
-                    method, url, json=json, content=content, params=params, headers=headers
+                    method,
+                    url,
+                    json=json,
+                    content=content,
+                    params=params,
+                    headers=headers,
+                    extensions={"trace": _released_once_written(release)},
                 )
             except CONFIGURATION_ERRORS as exc:
                 problem = self._describe(exc)
@@ -142,6 +162,8 @@ class Transport:
                 if status == 429 and retry_after:
                     limiter.pause(retry_after)  # every sender to this destination waits
                 repeatable = may_repeat_after_status(status, idempotent=idempotent)
+            finally:
+                release()  # written or not, the turn ends (a no-op once the trace released it)
             # Raised here, outside the except clauses, so no httpx exception (whose text may
             # hold a credential) rides along as __context__.
             if unusable:

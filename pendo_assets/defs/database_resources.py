@@ -77,8 +77,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
             self._engine.dispose()
-        if self._budget is not None:
-            self._budget.close()
 
 
 class SyncStateResource(dg.ConfigurableResource):
@@ -134,3 +132,5 @@ class SyncStateResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:
             self._engine.dispose()
+        if self._budget is not None:
+            self._budget.close()
