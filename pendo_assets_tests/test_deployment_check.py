@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -24,6 +25,7 @@ from pendo_assets.defs.executors import pendo_celery_executor
 from pendo_assets.defs.factory import build_pendo_definitions
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SQLITE_STATE = "sqlite:////var/lib/pendo/pendo_sync_state.db"
 POSTGRES_STATE = "postgresql+psycopg://sync@db-host:5432/pendo_state"
 FIX = "set PENDO_STATE_URL (or the sync_state resource's url) to a PostgreSQL URL"
@@ -62,8 +64,12 @@ def test_sqlite_state_with_any_executor_that_leaves_the_host_is_refused(name: st
         check_deployment(executor=named_executor(name), state_url="sqlite:///state.db")
 
 
-def test_postgres_state_with_the_celery_executor_is_accepted() -> None:
-    check_deployment(executor=pendo_celery_executor(), state_url=POSTGRES_STATE)
+def test_postgres_state_with_the_celery_executor_is_accepted(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_deployment(
+            executor=pendo_celery_executor(), state_url=POSTGRES_STATE, dagster_home=tmp_path
+        )
 
 
 @pytest.mark.parametrize(
@@ -77,8 +83,37 @@ def test_sqlite_state_with_a_local_executor_is_accepted_silently(
         check_deployment(executor=executor, state_url=SQLITE_STATE, dagster_home=tmp_path)
 
 
-def test_an_unknown_state_url_is_not_judged() -> None:
-    check_deployment(executor=pendo_celery_executor(), state_url=None)
+def test_an_unknown_state_url_is_not_judged(tmp_path: Path) -> None:
+    check_deployment(executor=pendo_celery_executor(), state_url=None, dagster_home=tmp_path)
+
+
+# -- the instance's own storage ----------------------------------------------------------------
+
+
+def test_celery_with_an_instance_on_sqlite_is_warned_about_with_the_fix(tmp_path: Path) -> None:
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")  # no storage: SQLite
+
+    with pytest.warns(DeploymentWarning) as warned:
+        check_deployment(
+            executor=pendo_celery_executor(), state_url=POSTGRES_STATE, dagster_home=tmp_path
+        )
+
+    [warning] = warned
+    assert str(warning.message) == (
+        "executor 'celery' runs steps on other machines, but this instance keeps runs and "
+        f"events in SQLite files under {tmp_path}, which they cannot reach. Fix: use "
+        "deploy/dagster.yaml (storage on PostgreSQL) as $DAGSTER_HOME/dagster.yaml."
+    )
+
+
+def test_celery_with_the_deploy_instance_is_not_warned_about(tmp_path: Path) -> None:
+    shutil.copyfile(REPO_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_deployment(
+            executor=pendo_celery_executor(), state_url=POSTGRES_STATE, dagster_home=tmp_path
+        )
 
 
 # -- run launchers -----------------------------------------------------------------------------

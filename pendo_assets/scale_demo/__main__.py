@@ -1,0 +1,3 @@
+from pendo_assets.scale_demo.run import main
+
+raise SystemExit(main())
