@@ -147,6 +147,12 @@ def _ok(completed: subprocess.CompletedProcess[str]) -> str:
     return completed.stdout
 
 
+def test_dg_lists_the_component_through_its_registry_entry_point(project: DgProject) -> None:
+    listed = json.loads(_ok(project.dg("list", "components", "--json")))
+    keys = {item["key"] for item in listed["items"]}
+    assert "pendo_assets.PendoSyncComponent" in keys
+
+
 def test_a_scaffolded_project_syncs_a_day_into_pendo(
     project: DgProject, sandbox: SandboxServer
 ) -> None:
