@@ -19,6 +19,7 @@ import pytest
 
 from pendo_assets.client import PendoClient, RetryPolicy
 from pendo_assets.sandbox import SandboxConfig, SandboxServer
+from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
@@ -113,6 +114,41 @@ def test_one_visitors_events_go_a_second_apart_in_timestamp_order(
         ("third", 3),
     ]
     assert (report.sent, report.failed, report.retried, report.requests) == (3, 0, 0, 3)
+
+
+class DownPacing:
+    """A shared pacing store that cannot be reached; remembers what it was asked to release."""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    def claim(self, visitor: str) -> float:
+        raise RuntimeError("pacing store unreachable")
+
+    def release(self, visitor: str, free_in: float) -> None:
+        self.released.append(visitor)
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_visitor_the_sync_could_not_claim_is_never_released_over_another_runs_claim(
+    sandbox: Any, client: PendoClient
+) -> None:
+    """Releasing an unclaimed visitor would shorten the claim another run holds on it."""
+    pacing = DownPacing()
+    rows = [event(f"v-{i}", "signed_in", T) for i in range(4)]
+    with pytest.raises(SyncAborted, match="cannot claim a visitor's pacing"):
+        run_sync(
+            EVENTS,
+            pd.DataFrame(rows, dtype=object),
+            client,
+            partition_key="2026-11-02",
+            options=SyncOptions(now_ms=T),
+            pacing=pacing,
+        )
+    assert pacing.released == []
+    assert sandbox.state(requests=False)["events"] == []
 
 
 def test_other_visitors_are_not_held_up_behind_a_busy_visitor(

@@ -144,8 +144,10 @@ def deliver_events(
             remember(position)
         return None
 
-    def handed_back(visitor: str, position: int) -> bool:
-        """Whether another run holds the visitor, so its event went back to wait its turn."""
+    def claim(visitor: str, position: int) -> bool | None:
+        """True when this sender now holds the visitor in the shared pacing, False when it
+        need not (no shared pacing, or the sync stopped), None when another run holds it and
+        the event went back to wait its turn."""
         if shared_pacing is None or outcome.aborted:
             return False
         try:
@@ -155,10 +157,10 @@ def deliver_events(
             return False
         if wait > 0:
             deferred(visitor, position, wait)
-            return True
-        return False
+            return None
+        return True
 
-    def send(visitor: str, position: int) -> None:
+    def send(visitor: str, position: int, claimed: bool) -> None:
         again: int | None = None
         try:
             if outcome.stop_if(lost):
@@ -174,14 +176,15 @@ def deliver_events(
             outcome.note_item([result])
             again = settle(position, result)
         finally:
-            if shared_pacing is not None:  # first, so the local gap ends after the shared one
+            if claimed and shared_pacing is not None:  # first: the local gap ends after it
                 _release(shared_pacing, visitor, visitor_gap_seconds, outcome)
             finished(visitor, again)
 
     def worker() -> None:
         while (job := next_event()) is not None:
-            if not handed_back(*job):
-                send(*job)
+            claimed = claim(*job)
+            if claimed is not None:  # None: handed back to another run's turn
+                send(*job, claimed)
 
     threads = [
         threading.Thread(target=worker, name=f"pendo-track-{i}", daemon=True)
