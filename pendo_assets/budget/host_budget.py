@@ -18,7 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pendo_assets.client.rate_limit import MAX_PAUSE_SECONDS, Release, check_rate, once
+from pendo_assets.client.rate_limit import (
+    MAX_PAUSE_SECONDS,
+    Release,
+    check_rate,
+    once,
+    pause_seconds,
+)
 
 from .private_directory import private_directory, remove_stale_files
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
@@ -50,7 +56,6 @@ class HostRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = path
-        self.max_per_second = max_per_second
         self._interval = check_rate(max_per_second)
         self._clock = clock
         self._sleep = sleep
@@ -58,30 +63,22 @@ class HostRateLimiter:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self) -> Release:
-        self._lock.acquire()
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                while (wait := self._read() - self._clock()) > 0:
-                    self._sleep(wait)
-            except BaseException:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                raise
-        except BaseException:
-            self._lock.release()
-            raise
-        return once(self._release)
+        with contextlib.ExitStack() as held:
+            held.enter_context(self._lock)
+            held.enter_context(self._locked())
+            while (wait := self._read() - self._clock()) > 0:
+                self._sleep(wait)
+            turn = held.pop_all()  # still held: the caller's release lets both go
 
-    def _release(self) -> None:
-        try:
-            self._write(self._clock() + self._interval)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            self._lock.release()
+        def release() -> None:
+            with turn:
+                self._write(self._clock() + self._interval)
+
+        return once(release)
 
     def pause(self, seconds: float) -> None:
         with self._locked():  # the pause starts once it holds the lock, not before
-            until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+            until = self._clock() + pause_seconds(seconds)
             if until > self._read():
                 self._write(until)
 

@@ -20,7 +20,6 @@ execution layer: it is paid on every request.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pendo_assets.client.rate_limit import MAX_PAUSE_SECONDS, Release, check_rate, once
+from pendo_assets.client.rate_limit import Release, check_rate, once, pause_seconds
 
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
 
@@ -52,11 +51,10 @@ _SETUP = (
     "PRIMARY KEY (destination, visitor_id))",
     f"DELETE FROM {PACING_TABLE} WHERE free_at < clock_timestamp() - interval '1 hour'",
 )
-# Parameters in the pyformat style both psycopg 3 and psycopg2 take.
+# Parameters in the pyformat style both psycopg 3 and psycopg2 take. GREATEST skips NULLs.
 _LOCK = "SELECT pg_advisory_lock(hashtextextended(%(destination)s, 0))"
 _UNTIL_TURN = f"""
-    SELECT EXTRACT(EPOCH FROM greatest(next_at, coalesce(paused_until, next_at))
-                              - clock_timestamp())::float8
+    SELECT EXTRACT(EPOCH FROM greatest(next_at, paused_until) - clock_timestamp())::float8
     FROM {RATE_TABLE} WHERE destination = %(destination)s
 """
 # Two statements: an unlock inside the UPSERT's own statement would let the next sender read
@@ -98,6 +96,10 @@ class BudgetUnavailable(RuntimeError):
     """The PostgreSQL budget could not be read or written (the sync stops, retryable)."""
 
 
+class _ConnectionLost(BudgetUnavailable):
+    """The connection broke: the statement may be tried again on a fresh one."""
+
+
 class _Connections:
     """Driver connections in autocommit, from a small SQLAlchemy pool of the budget's own.
 
@@ -122,7 +124,7 @@ class _Connections:
                 yield cursor
         except self._broken as error:
             connection.invalidate()
-            raise BudgetUnavailable(_describe(error)) from None
+            raise _ConnectionLost(_describe(error)) from None
         except BudgetUnavailable:
             raise
         except Exception as error:
@@ -132,22 +134,16 @@ class _Connections:
             connection.close()
 
     def one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row `sql` returns (None if none, or if it returns no rows)."""
+        """The first row `sql` returns (None if none, or if it returns no rows); tried once
+        more on a fresh connection if the first one was broken."""
         for attempt in (1, 2):
-            connection = self.engine.raw_connection()
             try:
-                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-                with contextlib.closing(connection.cursor()) as cursor:
+                with self.session() as cursor:
                     cursor.execute(sql, params)
                     return cursor.fetchone() if cursor.description else None
-            except self._broken as error:
-                connection.invalidate()
+            except _ConnectionLost:
                 if attempt == 2:
-                    raise BudgetUnavailable(_describe(error)) from None
-            except Exception as error:
-                raise BudgetUnavailable(_describe(error)) from None
-            finally:
-                connection.close()  # back to the pool (or away, if invalidated)
+                    raise
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
@@ -169,14 +165,11 @@ class PostgresRateLimiter:
         max_per_second: float | None,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.destination = destination
-        self.max_per_second = max_per_second
         self._interval = check_rate(max_per_second)
         self._connections = connections
         self._sleep = sleep
-        self._clock = clock
         # One sender of this process in the database's queue at a time: one connection.
         self._lock = threading.Lock()
 
@@ -186,14 +179,9 @@ class PostgresRateLimiter:
             "interval": self._interval,
             "slack": self._interval * SLACK_SHARE,
         }
-        self._lock.acquire()
-        try:
-            session = self._connections.session()
-            cursor = session.__enter__()
-        except BaseException:
-            self._lock.release()
-            raise
-        try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(self._lock)
+            cursor = held.enter_context(self._connections.session())
             cursor.execute(_LOCK, key)
             cursor.fetchall()
             while True:  # a pause may come while this sender sleeps: read again after
@@ -203,33 +191,20 @@ class PostgresRateLimiter:
                 if wait <= 0:
                     break
                 self._sleep(wait)
-        except BaseException:
-            self._end(session, *sys.exc_info())
-            raise
+            turn = held.pop_all()  # session and lock still held: the caller's release ends them
 
         def release() -> None:
-            try:
+            with turn:  # an error here drops the session, and the server frees its lock
                 cursor.execute(_ADMIT, key)  # committed (autocommit) before the lock goes
                 cursor.execute(_UNLOCK, key)
                 cursor.fetchall()
-            except BaseException:
-                self._end(session, *sys.exc_info())
-                raise
-            self._end(session, None, None, None)
 
         return once(release)
 
-    def _end(self, session: Any, *exc_info: Any) -> None:
-        """Give the session back (an error drops it, and the server frees its lock) and let
-        the next sender of this process in."""
-        try:
-            session.__exit__(*exc_info)
-        finally:
-            self._lock.release()
-
     def pause(self, seconds: float) -> None:
-        seconds = min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
-        self._connections.one(_PAUSE, {"destination": self.destination, "seconds": seconds})
+        self._connections.one(
+            _PAUSE, {"destination": self.destination, "seconds": pause_seconds(seconds)}
+        )
 
 
 class PostgresVisitorPacing:

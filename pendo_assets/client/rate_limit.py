@@ -13,6 +13,7 @@ descheduled between its admission and its write cannot go out together with the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -42,6 +43,11 @@ class RateBudget(Protocol):
     def limiter(self, destination: str, max_per_second: float | None) -> RateLimiter: ...
 
 
+def pause_seconds(seconds: float) -> float:
+    """A Retry-After as a pause: never negative, at most MAX_PAUSE_SECONDS."""
+    return min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+
+
 def check_rate(max_per_second: float | None) -> float:
     """The interval between sends for a cap (0.0: no cap)."""
     if max_per_second is not None and max_per_second <= 0:
@@ -64,7 +70,6 @@ class ThreadRateLimiter:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> None:
-        self.max_per_second = max_per_second
         self._interval = check_rate(max_per_second)
         self._clock = clock
         self._sleep = sleep
@@ -77,21 +82,20 @@ class ThreadRateLimiter:
             while (wait := self._paused_until - self._clock()) > 0:
                 self._sleep(wait)
             return _nothing
-        self._lock.acquire()
-        try:
+        with contextlib.ExitStack() as held:
+            held.enter_context(self._lock)
             while (wait := max(self._next_allowed, self._paused_until) - self._clock()) > 0:
                 self._sleep(wait)  # a pause that arrives meanwhile is seen on the next turn
-        except BaseException:
-            self._lock.release()
-            raise
-        return once(self._release)
+            turn = held.pop_all()  # still held: the caller's release lets it go
 
-    def _release(self) -> None:
-        self._next_allowed = self._clock() + self._interval
-        self._lock.release()
+        def release() -> None:
+            with turn:
+                self._next_allowed = self._clock() + self._interval
+
+        return once(release)
 
     def pause(self, seconds: float) -> None:
-        until = self._clock() + min(max(seconds, 0.0), MAX_PAUSE_SECONDS)
+        until = self._clock() + pause_seconds(seconds)
         self._paused_until = max(self._paused_until, until)
 
 
