@@ -15,12 +15,7 @@ from pendo_assets.sync.source.warehouse import DEFAULT_CHUNK_ROWS
 
 from .database_resources import SyncStateResource, WarehouseResource
 from .environment import local_state_url
-from .resources import pendo_resource_from_env
-
-
-def url_from_env(variable: str, default: str) -> str:
-    """The variable as an EnvVar when it is set (it may hold a password), else `default`."""
-    return dg.EnvVar(variable) if os.environ.get(variable) else default
+from .resources import env_var_if_set, pendo_resource_from_env
 
 
 def resources_from_env(
@@ -43,11 +38,11 @@ def resources_from_env(
             track_event_secret_env=track_event_secret_env,
         ),
         "warehouse": WarehouseResource(
-            url=url_from_env(warehouse_url_env, warehouse_url_default),
+            url=env_var_if_set(warehouse_url_env) or warehouse_url_default,
             chunk_rows=int(os.environ.get("PENDO_CHUNK_ROWS") or DEFAULT_CHUNK_ROWS),
         ),
         "sync_state": SyncStateResource(
-            url=url_from_env(state_url_env, local_state_url()),
+            url=env_var_if_set(state_url_env) or local_state_url(),
             lease_ttl_seconds=float(os.environ.get("PENDO_LEASE_TTL_SECONDS") or 120),
             lease_wait_seconds=float(os.environ.get("PENDO_LEASE_WAIT_SECONDS") or 900),
         ),

@@ -77,8 +77,9 @@ class PendoResource(dg.ConfigurableResource):
         )
 
 
-def _env_or_none(name: str) -> dg.EnvVar | None:
-    """An EnvVar only for variables that are set, so an unused credential may stay unset."""
+def env_var_if_set(name: str) -> dg.EnvVar | None:
+    """An EnvVar only for variables that are set, so an unused credential may stay unset (and
+    a URL may fall back to a default); the UI shows the name, never the value."""
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
@@ -94,8 +95,8 @@ def pendo_resource_from_env(
     `region` and `base_url` replace PENDO_REGION and PENDO_BASE_URL when given."""
     return PendoResource(
         region=region or os.environ.get("PENDO_REGION") or "us",
-        integration_key=_env_or_none(integration_key_env),
-        track_event_secret=_env_or_none(track_event_secret_env),
+        integration_key=env_var_if_set(integration_key_env),
+        track_event_secret=env_var_if_set(track_event_secret_env),
         base_url=base_url or os.environ.get("PENDO_BASE_URL") or None,
         max_requests_per_second=float(os.environ.get("PENDO_MAX_REQUESTS_PER_SECOND") or 100),
         max_in_flight=int(os.environ.get("PENDO_MAX_IN_FLIGHT") or DEFAULT_MAX_IN_FLIGHT),
