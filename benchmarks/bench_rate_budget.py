@@ -42,6 +42,7 @@ from budget_workers import (
     Job,
     run_worker,
 )
+from machine import cores, cpu_model, load_average
 
 URL = os.environ.get(
     "PENDO_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -375,19 +376,7 @@ def table(
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    return f"nproc={len(os.sched_getaffinity(0))}, {cpu}, Python {platform.python_version()}"
-
-
-def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return f"nproc={cores()}, {cpu_model()}, Python {platform.python_version()}"
 
 
 def _versions() -> str:
@@ -484,7 +473,7 @@ def main() -> None:
     with admin.begin() as connection:
         server_version = connection.exec_driver_sql("SELECT version()").scalar_one()
         connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    load_before = _loadavg()
+    load_before = load_average()
     try:
         shared, single, paused = measure(p, url.render_as_string(False), directory, admin, schema)
     finally:
@@ -492,7 +481,8 @@ def main() -> None:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
         shutil.rmtree(directory, ignore_errors=True)
-    text = render(p, table(p, shared, single, paused), (load_before, _loadavg()), server_version)
+    load = (load_before, load_average())
+    text = render(p, table(p, shared, single, paused), load, server_version)
     print(text)
     if not args.no_write:
         RESULTS_FILE.write_text(text)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from machine import cores, cpu_model
 from sandbox_process import SandboxProcess, sandbox_process
 from workloads import CHANGED_EVERY, sandbox_config
 
@@ -300,17 +301,9 @@ HEADER = ["figure", "ours", "naive", "ratio ours/naive", "reading"]
 
 
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
     return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": cpu,
+        "nproc": str(cores()),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }

@@ -43,6 +43,7 @@ import pandas as pd
 import psycopg
 import sqlalchemy as sa
 import yaml
+from machine import cores, cpu_model, load_average
 from sandbox_process import SandboxProcess, sandbox_process
 from workloads import CHANGED_EVERY, INTEGRATION_KEY, TRACK_SECRET, sandbox_config, visitor_frame
 
@@ -706,23 +707,10 @@ def table(r: Results, args: argparse.Namespace) -> list[Line]:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
-        f"nproc={len(os.sched_getaffinity(0))}, {cpu}, {memory:.0f} GiB RAM, "
-        f"Python {platform.python_version()}"
+        f"nproc={cores()}, {cpu_model()}, {memory:.0f} GiB RAM, Python {platform.python_version()}"
     )
-
-
-def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def notes(
@@ -848,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A plain SIGTERM would skip the `finally` blocks that drop the schema and stop the sandbox.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    load_before = _loadavg()
+    load_before = load_average()
     days = Days.before(datetime.now(UTC).date())
     started = time.perf_counter()
     with exclusive(args.warehouse_url):
@@ -874,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
                 drop_schema(args.warehouse_url)
             except psycopg.Error as exc:  # do not hide the error that brought us here
                 print(f"warning: could not drop schema {SCHEMA}: {exc}", file=sys.stderr)
-    head, tail = notes(results, args, (load_before, _loadavg()))
+    head, tail = notes(results, args, (load_before, load_average()))
     tail.append(f"total benchmark time {time.perf_counter() - started:.0f} s.")
     text = render(table(results, args), head, tail)
     print()
