@@ -35,6 +35,8 @@ import sqlalchemy as sa
 
 from pendo_assets.database_urls import masked
 from pendo_assets.sync.source.boolean_spellings import SpelledBoolean
+from pendo_assets.sync.source.column_chunks import FETCH_ROWS, column_chunks, column_frame
+from pendo_assets.sync.source.fetched_rows import fetch_batches
 from pendo_assets.sync.source.partition_kinds import (
     EPOCH_LIMIT,
     CursorError,
@@ -117,13 +119,12 @@ def read_partition_counted(
     """``read_partition``, plus (with ``count``) one COUNT of the source's rows that no
     partition will ever read, so they never vanish unseen."""
     wanted = list(columns)
-    needed = _needed(source, wanted)
     counted: list[int] = []
     read = list(
         _chunks(
             engine,
             source,
-            needed,
+            wanted,
             partition_key,
             DEFAULT_CHUNK_ROWS,
             None,
@@ -132,9 +133,13 @@ def read_partition_counted(
     )
     parts = [part for part, _ in read]
     kind = read[0][1] if read else None
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=needed)
-    if kind is not None and len(parts) > 1:  # each chunk is in instant order, not the whole
-        instants = kind.instants(frame[source.partition_column])
+    frame = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=_needed(source, wanted))
+    )
+    if kind is not None and len(parts) > 1 and not _exact_in_sql(kind):
+        instants = kind.instants(frame[source.partition_column])  # each chunk is in order
         frame = frame.loc[instants.sort_values(kind="stable").index]
     without = counted[0] if counted else None
     return PartitionRead(frame[wanted].reset_index(drop=True), without)
@@ -162,8 +167,7 @@ def stream_partition(
     counted on the same connection, with the kind the read already probed.
     """
     wanted = list(columns)
-    needed = _needed(source, wanted)
-    chunks = _chunks(engine, source, needed, partition_key, chunk_rows, group_by, on_count=on_count)
+    chunks = _chunks(engine, source, wanted, partition_key, chunk_rows, group_by, on_count=on_count)
     for part, _kind in chunks:
         yield part[wanted].reset_index(drop=True)
 
@@ -172,21 +176,28 @@ def _needed(source: SourceSpec, wanted: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*wanted, source.partition_column]))
 
 
+def _exact_in_sql(kind: PartitionKind) -> bool:
+    """The query's ORDER BY is the instant order and its WHERE the exact day."""
+    return kind.ordered_in_sql and not kind.approximate_in_sql
+
+
 def _chunks(
     engine: sa.Engine,
     source: SourceSpec,
-    needed: list[str],
+    wanted: list[str],
     partition_key: str,
     chunk_rows: int,
     group_by: str | None,
     *,
     on_count: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, PartitionKind]]:
-    """(chunk with the ``needed`` columns, the partition column's kind), streamed; then the
-    count of unplaced rows to ``on_count``."""
+    """(chunk with the ``wanted`` columns, and the partition column where it is needed to put
+    the rows in instant order; the partition column's kind), streamed; then the count of
+    unplaced rows to ``on_count``."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     start, end = partition_window(partition_key)
+    needed = _needed(source, wanted)
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
     with _reading(engine, source, needed) as conn:
@@ -197,7 +208,9 @@ def _chunks(
             if on_count is not None:
                 on_count(_count_unplaced(conn, table, column, None))
             return
-        booleans = _boolean_columns(conn, source, needed)
+        # The partition column is fetched only to order or cut the rows in pandas.
+        selected = list(dict.fromkeys(wanted)) if _exact_in_sql(kind) else needed
+        booleans = _boolean_columns(conn, source, selected)
         # Rows without an id come last; their order among ids does not matter.
         ordering = [column] if group_by is None else [table.c[group_by].nulls_last(), column]
         statement = (
@@ -206,52 +219,20 @@ def _chunks(
                     sa.type_coerce(table.c[name], SpelledBoolean()).label(name)
                     if name in booleans
                     else table.c[name]
-                    for name in needed
+                    for name in selected
                 )
             )
             .where(kind.day_filter(column, start, end))
             .order_by(*ordering)
         )
-        result = conn.execute(
-            statement, execution_options={"stream_results": True, "yield_per": chunk_rows}
-        )
-        group = None if group_by is None else needed.index(group_by)
-        for rows in _grouped(iter(result.partitions(chunk_rows)), group):
-            part = _in_instant_order(
-                pd.DataFrame(rows, columns=needed, dtype=object), source, kind, start, end
-            )
+        group = None if group_by is None else selected.index(group_by)
+        fetches = fetch_batches(conn, statement, min(FETCH_ROWS, chunk_rows))
+        for columns in column_chunks(fetches, len(selected), chunk_rows, group):
+            part = _in_instant_order(column_frame(columns, selected), source, kind, start, end)
             if len(part):
                 yield part, kind
         if on_count is not None:
             on_count(_count_unplaced(conn, table, column, kind))
-
-
-def _grouped(
-    batches: Iterator[Sequence[Any]], group: int | None
-) -> Iterator[list[tuple[Any, ...]]]:
-    """The fetched batches as chunks; with ``group``, each chunk but the last holds back its
-    trailing group of rows for the next one (one batch of look-ahead finds the last)."""
-    held: list[tuple[Any, ...]] = []
-    current = next(batches, None)
-    while current is not None:
-        following = next(batches, None)
-        rows = held + [tuple(row) for row in current]
-        held = []
-        if group is None or following is None:
-            yield rows
-        else:
-            cut = len(rows) - 1
-            last = _group_value(rows[cut][group])
-            while cut > 0 and _group_value(rows[cut - 1][group]) == last:
-                cut -= 1
-            held = rows[cut:]
-            if cut:
-                yield rows[:cut]
-        current = following
-
-
-def _group_value(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _in_instant_order(
