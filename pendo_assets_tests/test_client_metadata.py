@@ -9,9 +9,12 @@ import pytest
 
 from pendo_assets.client import (
     NOT_FOUND_REASON,
+    AcceptedRecords,
+    EncodedRecords,
     FailureKind,
     MetadataRecord,
     PendoClient,
+    RecordResult,
 )
 
 
@@ -60,6 +63,56 @@ def test_records_that_carry_their_values_as_json_are_sent_as_that_text(
         {"visitorId": "v-1", "values": {"plan": "pro", "seats": 42}},
         {"visitorId": 'v-"2"', "values": {"plan": None}},
     ]
+
+
+def test_encoded_records_are_sent_as_their_ids_and_json_texts(
+    sandbox: Any, client: PendoClient
+) -> None:
+    records = EncodedRecords(["v-1", 'v-"2"'], ['{"plan":"pro","seats":42}', '{"plan":null}'])
+
+    client.write_metadata_batch("visitor", records, create=True)
+
+    [request] = _pendo_requests(sandbox)
+    assert request["body"] == [
+        {"visitorId": "v-1", "values": {"plan": "pro", "seats": 42}},
+        {"visitorId": 'v-"2"', "values": {"plan": None}},
+    ]
+
+
+def test_a_batch_accepted_whole_reads_as_one_accepted_result_per_record(
+    sandbox: Any, client: PendoClient
+) -> None:
+    records = EncodedRecords(["v-1", "v-2", "v-3"], ['{"seats":1}', '{"seats":2}', "{}"])
+
+    results = client.write_metadata_batch("visitor", records, create=True)
+
+    assert isinstance(results, AcceptedRecords)
+    expected = [RecordResult.accepted(f"v-{i}", retried=False) for i in (1, 2, 3)]
+    assert list(results) == expected
+    assert results == expected
+    assert results[1] == expected[1]
+    assert results[1:] == expected[1:]
+    assert len(results) == 3
+
+
+def test_encoded_records_with_a_bad_value_are_bisected_to_exactly_that_record(
+    sandbox: Any, client: PendoClient
+) -> None:
+    texts = [f'{{"seats":{i}}}' for i in range(16)]
+    texts[9] = '{"seats":"nine"}'
+    records = EncodedRecords([f"v-{i}" for i in range(16)], texts)
+
+    results = client.write_metadata_batch("visitor", records, create=True)
+
+    assert [r.record_id for r in results] == [f"v-{i}" for i in range(16)]
+    assert [r.record_id for r in results if not r.ok] == ["v-9"]
+    assert "seats" in (results[9].reason or "")
+    assert len(sandbox.state()["metadata"]["visitor"]) == 15
+
+
+def test_encoded_records_need_one_text_per_id() -> None:
+    with pytest.raises(ValueError, match="one JSON text per id"):
+        EncodedRecords(["v-1", "v-2"], ["{}"])
 
 
 def test_account_metadata_uses_account_id_key(sandbox: Any, client: PendoClient) -> None:

@@ -12,6 +12,8 @@ from .errors import (
 )
 from .metadata import NOT_FOUND_REASON
 from .models import (
+    AcceptedRecords,
+    EncodedRecords,
     FailureKind,
     FieldSchema,
     MetadataRecord,
@@ -27,6 +29,8 @@ from .stats import StatsSnapshot
 __all__ = [
     "NOT_FOUND_REASON",
     "REGION_HOSTS",
+    "AcceptedRecords",
+    "EncodedRecords",
     "FailureKind",
     "FieldSchema",
     "MetadataRecord",

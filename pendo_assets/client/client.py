@@ -15,7 +15,7 @@ from .credentials import CREDENTIALS, INTEGRATION_KEY, TRACK_EVENT_SECRET, load_
 from .destination import destination_id
 from .errors import MissingCredentialError, PendoRequestError
 from .metadata import MetadataBatchWriter, metadata_path
-from .models import MetadataRecord, MetadataSchema, RecordResult, TrackEvent
+from .models import AcceptedRecords, MetadataRecord, MetadataSchema, RecordResult, TrackEvent
 from .rate_limit import LocalRateBudget, RateBudget
 from .regions import normalize_region, resolve_base_url
 from .retry import RetryPolicy
@@ -150,8 +150,9 @@ class PendoClient:
         *,
         group: str = "custom",
         create: bool = False,
-    ) -> list[RecordResult]:
-        """Write one batch (callers may run many at once from threads)."""
+    ) -> Sequence[RecordResult]:
+        """Write one batch (callers may run many at once from threads): one result per
+        record, in order (`AcceptedRecords` when Pendo accepted the whole batch)."""
         url = self.base_url + metadata_path(kind, group)
         key = self._require_integration_key()
         params = {"create": "true"} if create else None
@@ -172,7 +173,10 @@ class PendoClient:
             send, kind=kind, count_split=lambda name: self.stats.add(**{name: 1})
         )
         results = writer.write(records)
-        retried = sum(1 for r in results if r.retried)
+        if isinstance(results, AcceptedRecords):
+            retried = len(results) if results.retried else 0
+        else:
+            retried = sum(1 for r in results if r.retried)
         if retried:
             self.stats.add(records_retried=retried)
         return results

@@ -19,6 +19,8 @@ from .models import (
     ID_KEYS,
     METADATA_GROUPS,
     METADATA_KINDS,
+    AcceptedRecords,
+    EncodedRecords,
     FailureKind,
     MetadataRecord,
     RecordResult,
@@ -32,6 +34,8 @@ def _json_text(value: Any) -> str:
     return _encode_text(value) if type(value) is str else json.dumps(value, ensure_ascii=False)
 
 
+# The records of one request: a list, or (values encoded already) `EncodedRecords`.
+Batch = list[MetadataRecord] | EncodedRecords
 # A batch as JSON-ready records, or as JSON text when every record came encoded.
 SendBatch = Callable[[list[dict[str, Any]] | str], Outcome]
 
@@ -73,18 +77,24 @@ class MetadataBatchWriter:
         self._id_key = ID_KEYS[kind]
         self._count_split = count_split
 
-    def write(self, records: Sequence[MetadataRecord]) -> list[RecordResult]:
-        return self._write(list(records), retried=False)
+    def write(self, records: Sequence[MetadataRecord]) -> Sequence[RecordResult]:
+        batch = records if isinstance(records, EncodedRecords) else list(records)
+        return self._write(batch, retried=False)
 
-    def _payload(self, batch: list[MetadataRecord]) -> list[dict[str, Any]] | str:
+    def _payload(self, batch: Batch) -> list[dict[str, Any]] | str:
         """The request body: joined from the records' own JSON text when they all carry it."""
+        if isinstance(batch, EncodedRecords) and batch:
+            head = '{"' + self._id_key + '":'
+            ids = map(_json_text, batch.ids)
+            pairs = zip(ids, batch.values_json, strict=True)
+            return "[" + ",".join([head + i + ',"values":' + v + "}" for i, v in pairs]) + "]"
         if not batch or any(r.values_json is None for r in batch):
             return [{self._id_key: r.id, "values": r.values} for r in batch]
         head = '{"' + self._id_key + '":'
         items = [head + _json_text(r.id) + ',"values":' + str(r.values_json) + "}" for r in batch]
         return "[" + ",".join(items) + "]"
 
-    def _write(self, batch: list[MetadataRecord], *, retried: bool) -> list[RecordResult]:
+    def _write(self, batch: Batch, *, retried: bool) -> Sequence[RecordResult]:
         payload = self._payload(batch)
         try:
             outcome = self._send(payload)
@@ -128,8 +138,8 @@ class MetadataBatchWriter:
         return self._attribute(batch, response, retried=retried)
 
     def _attribute(
-        self, batch: list[MetadataRecord], response: httpx.Response, *, retried: bool
-    ) -> list[RecordResult]:
+        self, batch: Batch, response: httpx.Response, *, retried: bool
+    ) -> Sequence[RecordResult]:
         try:
             body = response.json()
         except ValueError:
@@ -163,6 +173,8 @@ class MetadataBatchWriter:
             return self._merge(batch, missing, by_id, retried=retried)
 
         if accepted == len(candidates):
+            if not missing:
+                return AcceptedRecords(batch, retried=retried)
             outcome = [RecordResult.accepted(r.id, retried=retried) for r in candidates]
         else:
             # Every candidate failed: attribution is exact; the reasons are Pendo's, verbatim.
@@ -182,20 +194,21 @@ class MetadataBatchWriter:
             ]
         return self._merge(batch, missing, outcome, retried=retried)
 
-    def _halves(self, batch: list[MetadataRecord], *, retried: bool) -> list[RecordResult]:
+    def _halves(self, batch: Batch, *, retried: bool) -> list[RecordResult]:
         middle = len(batch) // 2
-        return self._write(batch[:middle], retried=retried) + self._write(
-            batch[middle:], retried=retried
-        )
+        return [
+            *self._write(batch[:middle], retried=retried),
+            *self._write(batch[middle:], retried=retried),
+        ]
 
     @staticmethod
     def _merge(
-        batch: list[MetadataRecord],
+        batch: Batch,
         missing: set[str],
-        results: list[RecordResult],
+        results: Sequence[RecordResult],
         *,
         retried: bool,
-    ) -> list[RecordResult]:
+    ) -> Sequence[RecordResult]:
         """Put results back in input order, with the missing ids failed as not found."""
         if not missing:
             return results

@@ -14,8 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from pendo_assets.sync.decide.record_keys import canonical_json, digest, event_key, legacy_event_key
-from pendo_assets.sync.prepare.json_columns import encoded, objects
+from pendo_assets.sync.decide.record_keys import (
+    canonical_json,
+    digests,
+    event_key,
+    legacy_event_key,
+)
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents
 from pendo_assets.sync.record.state_store import Known
@@ -46,28 +50,21 @@ class Keyed:
 
 
 def key_metadata(prepared: PreparedMetadata) -> Keyed:
-    """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` and their hashes, built a
-    column at a time (the same text `canonical_json` gives, so hashes never change)."""
+    """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` and their hashes, from the
+    groups' JSON texts (the same text `canonical_json` gives, so hashes never change)."""
     positions = prepared.sendable
-    rows = positions.tolist()
-    payloads: list[str] | None = None
-    for group, columns in (("agent", prepared.agent), ("custom", prepared.custom)):
-        if not columns:
-            continue
-        if len(rows) == prepared.rows:  # every row goes: no picking
-            values = [encoded(column) for column in columns.values()]
-        else:
-            values = [encoded([column[p] for p in rows]) for column in columns.values()]
-        texts = objects(list(columns), values)
-        label = f'"{group}":'
-        if payloads is None:
-            payloads = ["{" + label + text for text in texts]
-        else:
-            pairs = zip(payloads, texts, strict=True)
-            payloads = [payload + "," + label + text for payload, text in pairs]
-    bodies = ["{}"] * len(rows) if payloads is None else [p + "}" for p in payloads]
-    keys = [prepared.ids[p] or "" for p in rows]
-    return Keyed(positions, keys, bodies, [digest(p) for p in bodies])
+    groups = [
+        g for g, columns in (("agent", prepared.agent), ("custom", prepared.custom)) if columns
+    ]
+    if groups:
+        template = "{" + ",".join(f'"{group}":%s' for group in groups) + "}"
+        texts = [prepared.group_json(group) for group in groups]
+        bodies = list(map(template.__mod__, zip(*texts, strict=True)))
+    else:
+        bodies = ["{}"] * len(positions)
+    ids = prepared.ids
+    keys = [ids[p] or "" for p in positions.tolist()]
+    return Keyed(positions, keys, bodies, digests(bodies))
 
 
 def key_events(prepared: PreparedEvents) -> Keyed:
@@ -78,7 +75,7 @@ def key_events(prepared: PreparedEvents) -> Keyed:
         keys = [f"id:{prepared.event_ids[p]}" for p in positions]
     else:
         keys = [event_key(body) for body in bodies]
-    return Keyed(positions, keys, payloads, [digest(p) for p in payloads])
+    return Keyed(positions, keys, payloads, digests(payloads))
 
 
 def legacy_event_keys(keyed: Keyed) -> list[str]:
@@ -105,10 +102,12 @@ class Decision:
 def decide_metadata(
     keyed: Keyed, known: dict[str, Known], *, mode: str, full_refresh: bool
 ) -> Decision:
+    if not known:  # nothing of the chunk accepted before (a first sync): every row is new
+        return Decision(send=keyed.positions, new=set(keyed.positions.tolist()))
     send: list[int] = []
     decision = Decision(send=np.empty(0, dtype=np.int64))
-    for position, key, payload_hash in zip(keyed.positions, keyed.keys, keyed.hashes, strict=True):
-        p = int(position)
+    positions = keyed.positions.tolist()
+    for p, key, payload_hash in zip(positions, keyed.keys, keyed.hashes, strict=True):
         previous = known.get(key)
         if previous is None:
             decision.new.add(p)

@@ -8,7 +8,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoo
 import numpy as np
 
 from pendo_assets.batching import chunks
-from pendo_assets.client import FailureKind, PendoAuthError, PendoClient, RecordResult
+from pendo_assets.client import AcceptedRecords, FailureKind, PendoAuthError, PendoClient
 from pendo_assets.sync.deliver.outcome import DeliveryOutcome, brief
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 
@@ -76,15 +76,17 @@ def deliver_metadata(
         for group in groups:
             if outcome.stop_if(lost) or not len(pending):
                 return
-            records = list(prepared.records(group, pending))
+            records = prepared.records(group, pending)
             try:
-                results: list[RecordResult] = client.write_metadata_batch(
-                    kind, records, group=group, create=create
-                )
+                results = client.write_metadata_batch(kind, records, group=group, create=create)
             except PendoAuthError as error:
                 outcome.abort_on_auth(error)
                 return
             outcome.note_item(results)
+            if isinstance(results, AcceptedRecords):  # the common case: no per-row look
+                if results.retried:
+                    retried.update(pending.tolist())
+                continue
             accepted = []
             for position, result in zip(pending, results, strict=True):
                 if result.ok:

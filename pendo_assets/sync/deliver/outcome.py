@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from pendo_assets.client import FailureKind, PendoAuthError, RecordResult
+from pendo_assets.client import AcceptedRecords, FailureKind, PendoAuthError, RecordResult
 from pendo_assets.sync.results import RowFailure, SyncReport
 
 # Failures a later run may fix: Pendo unavailable or overloaded, or an answer that said nothing.
@@ -123,11 +123,16 @@ class DeliveryOutcome:
         with self._lock:
             self.not_in_pendo.add(position)
 
-    def note_item(self, results: list[RecordResult]) -> None:
+    def note_item(self, results: Sequence[RecordResult]) -> None:
         """Track runs of unavailable work items; enough of them abort the sync."""
+        accepted_whole = isinstance(results, AcceptedRecords)
         with self._lock:
             self._items += 1
-            if results and all(r.kind in _UNAVAILABLE_KINDS for r in results):
+            if (
+                not accepted_whole
+                and results
+                and all(r.kind in _UNAVAILABLE_KINDS for r in results)
+            ):
                 self._unavailable_streak += 1
                 self._last_unavailable = results[0].reason
                 if self._unavailable_streak >= UNAVAILABLE_STREAK_TO_ABORT and not self.aborted:

@@ -104,7 +104,7 @@ def coerce(values: list[Any], type_name: str) -> Converted:
         reasons = {p: f"expects a time: it {r}" for p, r in converted.reasons.items()}
         return Converted(converted.values, invalid, "expects a time (epoch or ISO-8601)", reasons)
     coercer = _COERCERS.get(type_name)
-    if coercer is None:  # a type we do not know: leave the values to Pendo
+    if coercer is None or _already(values, type_name):  # unknown types are left to Pendo
         return Converted(values, np.zeros(len(values), dtype=bool))
     out: list[Any] = []
     invalid = np.zeros(len(values), dtype=bool)
@@ -116,6 +116,20 @@ def coerce(values: list[Any], type_name: str) -> Converted:
         out.append(coerced if ok else None)
         invalid[index] = not ok
     return Converted(out, invalid, _REASONS[type_name])
+
+
+# Per type, the value types that pass `coerce` unchanged (None always does). Floats are
+# not here: a number field refuses infinities, which only a value-by-value look finds.
+_PASSING = {
+    "number": frozenset({int, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+    "string": frozenset({str, type(None)}),
+}
+
+
+def _already(values: list[Any], type_name: str) -> bool:
+    """Every value already of the declared type: a column checked in C, not value by value."""
+    return set(map(type, values)) <= _PASSING.get(type_name, frozenset())
 
 
 def apply_schema(
@@ -144,5 +158,7 @@ def apply_schema(
                     field=target,
                 )
                 sendable[p] = False
-            columns[name] = converted.values
+            if converted.values is not values:
+                columns[name] = converted.values
+                prepared.values_changed(group)
     return np.flatnonzero(sendable)

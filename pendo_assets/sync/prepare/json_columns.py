@@ -54,11 +54,8 @@ def _encode(value: Any) -> str:
 
 def objects(names: Sequence[str], columns: Sequence[Sequence[str]]) -> list[str]:
     """Per row, the JSON object `{name: value}` with sorted names, from encoded columns (at
-    least one)."""
+    least one): one %-template filled per row in C, not one concatenation per column."""
     order = sorted(range(len(names)), key=lambda i: names[i])
-    first = order[0]
-    texts = [f"{{{_text(names[first])}:{value}" for value in columns[first]]
-    for i in order[1:]:
-        label = f",{_text(names[i])}:"
-        texts = [text + label + value for text, value in zip(texts, columns[i], strict=True)]
-    return [text + "}" for text in texts]
+    fields = ",".join(_text(names[i]).replace("%", "%%") + ":%s" for i in order)
+    template = "{" + fields + "}"
+    return list(map(template.__mod__, zip(*[columns[i] for i in order], strict=True)))

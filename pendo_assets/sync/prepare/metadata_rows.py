@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from pendo_assets.client import MetadataRecord
+from pendo_assets.client import EncodedRecords
 from pendo_assets.sync.prepare.convert import to_identifiers, to_json_scalars
 from pendo_assets.sync.prepare.json_columns import encoded, objects
 from pendo_assets.sync.results import RowFailure
@@ -28,20 +28,51 @@ class PreparedMetadata:
     sendable: np.ndarray  # row positions to send, in partition order
     failures: dict[int, RowFailure] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
+    # Per group, each sendable row's values as one JSON object text: encoded once, for the
+    # change hash and the request body alike, until coercion changes a value of the group.
+    _json: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
-    def records(self, group: str, positions: Sequence[int]) -> Iterator[MetadataRecord]:
-        """Build records only for the rows of one batch, so bodies never pile up in memory;
-        their values are encoded to JSON here, a column at a time, and nowhere else."""
-        columns = self.custom if group == "custom" else self.agent
-        rows = np.asarray(positions, dtype=np.int64).tolist()
-        values = [encoded([column[p] for p in rows], strict=True) for column in columns.values()]
-        ids = self.ids
-        texts = objects(list(columns), values)
-        return (MetadataRecord(ids[p], {}, text) for p, text in zip(rows, texts, strict=True))  # type: ignore[arg-type]
+    def group_json(self, group: str) -> list[str]:
+        """Each sendable row's `{name: value}` object of one group as JSON text (sorted
+        names), aligned with `sendable`."""
+        texts = self._json.get(group)
+        if texts is None:
+            texts = self._json[group] = _object_texts(self._columns(group), self.sendable)
+        return texts
+
+    def values_changed(self, group: str) -> None:
+        """A group's values were replaced (coerced): its JSON text is encoded again."""
+        self._json.pop(group, None)
+
+    def records(self, group: str, positions: Sequence[int]) -> EncodedRecords:
+        """The records of one batch's rows, so bodies never pile up in memory; their values
+        are the group's JSON text, encoded once."""
+        texts = self.group_json(group)
+        rows = np.asarray(positions, dtype=np.int64)
+        indexes = np.searchsorted(self.sendable, rows).tolist()
+        ids = list(map(self.ids.__getitem__, rows.tolist()))
+        return EncodedRecords(ids, list(map(texts.__getitem__, indexes)))  # type: ignore[arg-type]
 
     @property
     def groups(self) -> list[str]:
         return [g for g, cols in (("custom", self.custom), ("agent", self.agent)) if cols]
+
+    def _columns(self, group: str) -> dict[str, list[object]]:
+        return self.custom if group == "custom" else self.agent
+
+
+def _object_texts(columns: dict[str, list[object]], positions: np.ndarray) -> list[str]:
+    """The JSON objects of the rows at `positions`, encoded a column at a time (strict: a
+    request body has no NaN)."""
+    if not columns:
+        return ["{}"] * len(positions)
+    whole = len(positions) == len(next(iter(columns.values())))  # every row: no picking
+    rows = positions.tolist()
+    values = [
+        encoded(column if whole else [column[p] for p in rows], strict=True)
+        for column in columns.values()
+    ]
+    return objects(list(columns), values)
 
 
 def prepare_metadata(spec: SyncSpec, frame: pd.DataFrame) -> PreparedMetadata:
