@@ -33,7 +33,7 @@ from pendo_assets.sync.prefetch import Prefetched
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents
 from pendo_assets.sync.record.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
-from pendo_assets.sync.record.state_store import AcceptedRow, StateScope, StateStore
+from pendo_assets.sync.record.state_store import AcceptedRows, StateScope, StateStore
 from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.results import DryRun, RowFailure, SyncReport
 from pendo_assets.sync.row_accounting import account_broken_chunk, account_chunk
@@ -369,19 +369,12 @@ class _Sender:
         )
 
 
-def _accepted(keyed: Keyed, positions: Iterable[int], *, payloads: bool) -> list[AcceptedRow]:
+def _accepted(keyed: Keyed, positions: Iterable[int], *, payloads: bool) -> AcceptedRows:
     """The state rows of accepted positions: key, hash and (metadata) the payload."""
-    keys, hashes = keyed.keys, keyed.hashes
-    indexes = _indexes(keyed, positions)
-    if payloads:
-        return [(keys[i], hashes[i], keyed.payloads[i]) for i in indexes]
-    return [(keys[i], hashes[i], None) for i in indexes]
-
-
-def _indexes(keyed: Keyed, positions: Iterable[int]) -> list[int]:
-    """Where rows are in `keyed` (its positions ascend: the chunk's sendable rows in order)."""
     wanted = np.fromiter(positions, dtype=np.int64)
-    return np.searchsorted(keyed.positions, wanted).tolist()  # type: ignore[no-any-return]
+    # `keyed` positions ascend (the chunk's sendable rows in order): where each row is there.
+    indexes = np.searchsorted(keyed.positions, wanted).tolist()
+    return AcceptedRows(keyed.keys, keyed.hashes, keyed.payloads if payloads else None, indexes)
 
 
 def _warn_old_events(

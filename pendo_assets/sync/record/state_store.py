@@ -11,6 +11,7 @@ pointed at another Pendo send everything there.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -110,6 +111,34 @@ class Accepted(NamedTuple):
 AcceptedRow = tuple[str, str, str | None]
 
 
+class AcceptedRows:
+    """Accepted rows as positions into one chunk's key, hash and payload lists: each row's
+    tuple is built only as it is written, not kept waiting in a queue (fewer objects for the
+    garbage collector to walk while a partition streams by)."""
+
+    __slots__ = ("hashes", "indexes", "keys", "payloads")
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        hashes: Sequence[str],
+        payloads: Sequence[str] | None,
+        indexes: list[int],
+    ) -> None:
+        self.keys, self.hashes, self.payloads, self.indexes = keys, hashes, payloads, indexes
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    def __iter__(self) -> Iterator[AcceptedRow]:
+        indexes = self.indexes
+        keys = map(self.keys.__getitem__, indexes)
+        hashes = map(self.hashes.__getitem__, indexes)
+        if self.payloads is None:
+            return zip(keys, hashes, itertools.repeat(None))
+        return zip(keys, hashes, map(self.payloads.__getitem__, indexes), strict=True)
+
+
 class Known(NamedTuple):
     """What Pendo last accepted for a key (a named tuple: one is built per row looked up)."""
 
@@ -173,7 +202,7 @@ class StateScope:
 
     def known(self, keys: Sequence[str], *, with_payloads: bool = False) -> dict[str, Known]:
         """What was last accepted for these keys (absent keys were never accepted)."""
-        if all(len(key) <= MAX_PLAIN_KEY for key in keys):  # the common case: stored as given
+        if not keys or max(map(len, keys)) <= MAX_PLAIN_KEY:  # the common case: stored as is
             by_stored = dict(zip(keys, keys, strict=True))
         else:
             by_stored = {}
@@ -235,7 +264,15 @@ class StateScope:
                 # Plain tuples through the driver's executemany: no per-row ORM work.
                 destination, sync_name = self.destination, self.sync_name
                 rows = [
-                    (destination, sync_name, stored_key(key), hashed, payload, run_id, stamp)
+                    (
+                        destination,
+                        sync_name,
+                        key if len(key) <= MAX_PLAIN_KEY else stored_key(key),
+                        hashed,
+                        payload,
+                        run_id,
+                        stamp,
+                    )
                     for key, hashed, payload in chunk
                 ]
                 connection.exec_driver_sql(sql, rows)

@@ -11,9 +11,10 @@ is killed are only sent again by the next run.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sized
 
 from pendo_assets.sync.deliver.outcome import brief
 from pendo_assets.sync.record.partition_lease import PartitionLease
@@ -28,14 +29,19 @@ class StateWriter:
         self._scope = scope
         self._run_id = run_id
         self._lease = lease
-        self._queue: queue.Queue[list[AcceptedRow] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
+        self._queue: queue.Queue[Collection[AcceptedRow] | None] = queue.Queue(
+            maxsize=QUEUED_BATCHES
+        )
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pendo-state-writer", daemon=True)
         self._thread.start()
 
     def put(self, accepted: Iterable[AcceptedRow]) -> None:
+        """Hand rows over; a collection is kept as given until written (`AcceptedRows` builds
+        no tuple per row before that)."""
         if self.error is None:
-            self._queue.put(list(accepted))
+            rows = accepted if isinstance(accepted, Sized) else list(accepted)
+            self._queue.put(rows)
 
     def problem(self) -> str | None:
         """Why sending must stop, once a write failed."""
@@ -70,7 +76,7 @@ class StateWriter:
             if self.error is None:
                 try:
                     self._scope.record(
-                        self._run_id, (a for part in batch for a in part), lease=self._lease
+                        self._run_id, itertools.chain.from_iterable(batch), lease=self._lease
                     )
                 except Exception as error:  # sent but not remembered: the sync must stop
                     self.error = error
