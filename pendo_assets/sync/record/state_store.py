@@ -130,6 +130,30 @@ class AcceptedRows:
     def __len__(self) -> int:
         return len(self.indexes)
 
+    def state_rows(
+        self, destination: str, sync_name: str, run_id: str, stamp: object
+    ) -> Iterator[tuple[object, ...]]:
+        """The rows of `pendo_sync_state` to upsert, each tuple built by `zip` in C."""
+        indexes = self.indexes
+        keys: Iterator[str] = map(self.keys.__getitem__, indexes)
+        if max(map(len, map(self.keys.__getitem__, indexes)), default=0) > MAX_PLAIN_KEY:
+            keys = map(stored_key, keys)
+        payloads = (
+            itertools.repeat(None)
+            if self.payloads is None
+            else map(self.payloads.__getitem__, indexes)
+        )
+        constant = itertools.repeat
+        return zip(  # noqa: B905 (the repeats are endless: the keys decide the length)
+            constant(destination),
+            constant(sync_name),
+            keys,
+            map(self.hashes.__getitem__, indexes),
+            payloads,
+            constant(run_id),
+            constant(stamp),
+        )
+
     def __iter__(self) -> Iterator[AcceptedRow]:
         indexes = self.indexes
         keys = map(self.keys.__getitem__, indexes)
@@ -254,30 +278,41 @@ class StateScope:
         With a `lease`, the write happens only while the lease is still this run's: a run whose
         claim expired and was taken over must stop, not overwrite the newer run's state.
         """
+        return self.record_parts(run_id, [accepted], lease=lease)
+
+    def record_parts(
+        self,
+        run_id: str,
+        parts: Iterable[Iterable[AcceptedRow]],
+        *,
+        lease: PartitionLease | None = None,
+    ) -> int:
+        """`record` of several hand-overs in one transaction (the state writer's)."""
         now = datetime.now(UTC)
         written = 0
         with self.store.write_transaction() as connection:
             if lease is not None:
                 lease.confirm(connection)
             sql, stamp = _upsert_sql(connection), _driver_time(connection, now)
-            for chunk in chunks(accepted, WRITE_CHUNK):
-                # Plain tuples through the driver's executemany: no per-row ORM work.
-                destination, sync_name = self.destination, self.sync_name
-                rows = [
-                    (
-                        destination,
-                        sync_name,
-                        key if len(key) <= MAX_PLAIN_KEY else stored_key(key),
-                        hashed,
-                        payload,
-                        run_id,
-                        stamp,
-                    )
-                    for key, hashed, payload in chunk
-                ]
-                connection.exec_driver_sql(sql, rows)
-                written += len(rows)
+            rows = itertools.chain.from_iterable(
+                self._state_rows(part, run_id, stamp) for part in parts
+            )
+            # Plain tuples through the driver's executemany: no per-row ORM work.
+            while block := list(itertools.islice(rows, WRITE_CHUNK)):
+                connection.exec_driver_sql(sql, block)
+                written += len(block)
         return written
+
+    def _state_rows(
+        self, part: Iterable[AcceptedRow], run_id: str, stamp: object
+    ) -> Iterator[tuple[object, ...]]:
+        if isinstance(part, AcceptedRows):
+            return part.state_rows(self.destination, self.sync_name, run_id, stamp)
+        destination, sync_name = self.destination, self.sync_name
+        return (
+            (destination, sync_name, stored_key(key), hashed, payload, run_id, stamp)
+            for key, hashed, payload in part
+        )
 
     def count(self) -> int:
         with self.store.engine.connect() as connection:

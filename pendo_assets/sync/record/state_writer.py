@@ -11,7 +11,6 @@ is killed are only sent again by the next run.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 from collections.abc import Collection, Iterable, Sized
@@ -75,8 +74,6 @@ class StateWriter:
                 rows += len(more)
             if self.error is None:
                 try:
-                    self._scope.record(
-                        self._run_id, itertools.chain.from_iterable(batch), lease=self._lease
-                    )
+                    self._scope.record_parts(self._run_id, batch, lease=self._lease)
                 except Exception as error:  # sent but not remembered: the sync must stop
                     self.error = error
