@@ -110,7 +110,10 @@ def test_clients_sharing_a_host_budget_keep_one_cap_between_them(
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(
             pool.map(
-                lambda pair: pair[0].write_metadata("visitor", pair[1], create=True, batch_size=1),
+                lambda pair: [
+                    pair[0].write_metadata_batch("visitor", [record], create=True)
+                    for record in pair[1]
+                ],
                 zip(clients, records, strict=True),
             )
         )

@@ -27,7 +27,7 @@ def test_wrong_integration_key_stops_with_where_to_check_it(
 ) -> None:
     client = client_factory(integration_key="wrong-key-123")
     with pytest.raises(PendoAuthError) as info:
-        client.write_metadata("visitor", [MetadataRecord("v-1", {})], create=True)
+        client.write_metadata_batch("visitor", [MetadataRecord("v-1", {})], create=True)
     message = str(info.value)
     assert info.value.status == 403
     assert "invalid or lacks write access" in message
@@ -74,7 +74,7 @@ def test_sending_events_without_the_secret_says_where_to_find_it(
 def test_blank_credentials_count_as_missing(client_factory: Callable[..., PendoClient]) -> None:
     client = client_factory(integration_key="  ")
     with pytest.raises(MissingCredentialError, match="PENDO_INTEGRATION_KEY"):
-        client.write_metadata("visitor", [MetadataRecord("v-1", {})])
+        client.write_metadata_batch("visitor", [MetadataRecord("v-1", {})])
 
 
 def test_no_secret_in_logs_exceptions_or_reprs(
@@ -88,11 +88,13 @@ def test_no_secret_in_logs_exceptions_or_reprs(
     client = client_factory(retry=RetryPolicy(max_attempts=2))
     sandbox.script_faults([{"status": 503}, {"status": 503}, {"status": 429, "retry_after": "0"}])
     texts = [repr(client), str(client)]
-    texts += [r.reason or "" for r in client.write_metadata("visitor", [MetadataRecord("v", {})])]
+    texts += [
+        r.reason or "" for r in client.write_metadata_batch("visitor", [MetadataRecord("v", {})])
+    ]
     texts.append(repr(client.send_track_event(EVENT)))
     for wrong in (client_factory(integration_key="bad"), client_factory(track_event_secret="bad")):
         with pytest.raises(PendoAuthError) as info:
-            wrong.write_metadata("visitor", [MetadataRecord("v", {})])
+            wrong.write_metadata_batch("visitor", [MetadataRecord("v", {})])
             wrong.send_track_event(EVENT)
         texts += [str(info.value), repr(info.value)]
     texts += [record.getMessage() for record in caplog.records]

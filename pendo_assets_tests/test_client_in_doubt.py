@@ -173,7 +173,7 @@ def test_metadata_write_with_a_lost_answer_is_retried_and_accepted(
     sandbox: Any, client: PendoClient, fault: dict[str, Any]
 ) -> None:
     sandbox.script_faults([fault])
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert (result.ok, result.retried) == (True, True)
     state = sandbox.state()
     assert state["metadata"]["visitor"]["v-1"]["custom"] == {"plan": "pro"}

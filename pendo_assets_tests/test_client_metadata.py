@@ -23,7 +23,7 @@ def _pendo_requests(sandbox: Any) -> list[dict[str, Any]]:
 
 
 def test_metadata_write_sends_exact_headers_and_body(sandbox: Any, client: PendoClient) -> None:
-    client.write_metadata(
+    client.write_metadata_batch(
         "visitor",
         [
             MetadataRecord("v-1", {"plan": "pro", "seats": 42}),
@@ -116,7 +116,7 @@ def test_encoded_records_need_one_text_per_id() -> None:
 
 
 def test_account_metadata_uses_account_id_key(sandbox: Any, client: PendoClient) -> None:
-    results = client.write_metadata(
+    results = client.write_metadata_batch(
         "account", [MetadataRecord("a-1", {"tier": "gold"})], create=True
     )
     assert [r.ok for r in results] == [True]
@@ -127,7 +127,7 @@ def test_account_metadata_uses_account_id_key(sandbox: Any, client: PendoClient)
 
 
 def test_agent_group_goes_to_the_agent_path(sandbox: Any, client: PendoClient) -> None:
-    results = client.write_metadata(
+    results = client.write_metadata_batch(
         "visitor", [MetadataRecord("v-1", {"email": "a@example.com"})], group="agent", create=True
     )
     assert [r.ok for r in results] == [True]
@@ -136,8 +136,8 @@ def test_agent_group_goes_to_the_agent_path(sandbox: Any, client: PendoClient) -
 
 
 def test_without_create_unknown_ids_fail_as_not_found(sandbox: Any, client: PendoClient) -> None:
-    client.write_metadata("visitor", [MetadataRecord("known", {"plan": "a"})], create=True)
-    results = client.write_metadata(
+    client.write_metadata_batch("visitor", [MetadataRecord("known", {"plan": "a"})], create=True)
+    results = client.write_metadata_batch(
         "visitor",
         [MetadataRecord("known", {"plan": "b"}), MetadataRecord("stranger", {"plan": "c"})],
     )
@@ -152,20 +152,11 @@ def test_without_create_unknown_ids_fail_as_not_found(sandbox: Any, client: Pend
 
 
 def test_create_true_creates_unknown_ids(sandbox: Any, client: PendoClient) -> None:
-    results = client.write_metadata("visitor", [MetadataRecord("new-1", {"seats": 3})], create=True)
+    results = client.write_metadata_batch(
+        "visitor", [MetadataRecord("new-1", {"seats": 3})], create=True
+    )
     assert results[0].ok
     assert sandbox.state()["metadata"]["visitor"]["new-1"]["custom"] == {"seats": 3}
-
-
-def test_records_are_batched_by_batch_size(
-    sandbox: Any, client_factory: Callable[..., PendoClient]
-) -> None:
-    client = client_factory(batch_size=4)
-    records = [MetadataRecord(f"v-{i}", {"seats": i}) for i in range(10)]
-    results = client.write_metadata("visitor", records, create=True)
-    assert [r.record_id for r in results] == [f"v-{i}" for i in range(10)]
-    assert all(r.ok for r in results)
-    assert [len(req["body"]) for req in _pendo_requests(sandbox)] == [4, 4, 2]
 
 
 def test_partial_failure_is_attributed_to_exactly_the_bad_records(
@@ -174,7 +165,7 @@ def test_partial_failure_is_attributed_to_exactly_the_bad_records(
     records = [MetadataRecord(f"v-{i}", {"seats": i}) for i in range(16)]
     records[5] = MetadataRecord("v-5", {"seats": "five"})  # wrong type
     records[12] = MetadataRecord("v-12", {"unknown_field": 1})  # not a declared field
-    results = client.write_metadata("visitor", records, create=True)
+    results = client.write_metadata_batch("visitor", records, create=True)
 
     failed = {r.record_id: r for r in results if not r.ok}
     assert sorted(failed) == ["v-12", "v-5"]
@@ -193,7 +184,7 @@ def test_partial_failure_is_attributed_to_exactly_the_bad_records(
 def test_bisection_costs_logarithmic_requests(sandbox: Any, client: PendoClient) -> None:
     records = [MetadataRecord(f"v-{i}", {"seats": i}) for i in range(512)]
     records[300] = MetadataRecord("v-300", {"seats": "x"})
-    results = client.write_metadata("visitor", records, create=True)
+    results = client.write_metadata_batch("visitor", records, create=True)
     assert [r.record_id for r in results if not r.ok] == ["v-300"]
     # One batch, then one split per level down to the single bad record: 1 + 2 * log2(512).
     assert client.stats_snapshot().requests == 1 + 2 * 9
@@ -203,7 +194,7 @@ def test_batch_where_every_record_fails_keeps_pendos_errors(
     sandbox: Any, client: PendoClient
 ) -> None:
     records = [MetadataRecord("v-1", {"seats": "a"}), MetadataRecord("v-2", {"seats": "b"})]
-    results = client.write_metadata("visitor", records, create=True)
+    results = client.write_metadata_batch("visitor", records, create=True)
     assert [r.ok for r in results] == [False, False]
     assert all(r.reason.startswith("rejected by Pendo: ") and "seats" in r.reason for r in results)
     assert client.stats_snapshot().requests == 1
@@ -212,14 +203,16 @@ def test_batch_where_every_record_fails_keeps_pendos_errors(
 def test_missing_and_bad_records_in_one_batch_are_each_attributed(
     sandbox: Any, client: PendoClient
 ) -> None:
-    client.write_metadata("visitor", [MetadataRecord(f"v-{i}", {}) for i in range(4)], create=True)
+    client.write_metadata_batch(
+        "visitor", [MetadataRecord(f"v-{i}", {}) for i in range(4)], create=True
+    )
     records = [
         MetadataRecord("v-0", {"plan": "a"}),
         MetadataRecord("ghost", {"plan": "b"}),
         MetadataRecord("v-2", {"seats": "not a number"}),
         MetadataRecord("v-3", {"plan": "d"}),
     ]
-    results = client.write_metadata("visitor", records)
+    results = client.write_metadata_batch("visitor", records)
     assert [(r.record_id, r.ok, r.kind) for r in results] == [
         ("v-0", True, None),
         ("ghost", False, FailureKind.NOT_FOUND),
@@ -231,9 +224,9 @@ def test_missing_and_bad_records_in_one_batch_are_each_attributed(
 def test_413_splits_the_batch_and_sends_each_half(
     sandbox: Any, client_factory: Callable[..., PendoClient]
 ) -> None:
-    client = client_factory(batch_size=1500)  # the sandbox answers 413 above 1,000 records
+    client = client_factory()  # the sandbox answers 413 above 1,000 records
     records = [MetadataRecord(f"v-{i}", {"seats": i}) for i in range(1500)]
-    results = client.write_metadata("visitor", records, create=True)
+    results = client.write_metadata_batch("visitor", records, create=True)
     assert all(r.ok for r in results)
     assert [(req["status"], len(req["body"])) for req in _pendo_requests(sandbox)] == [
         (413, 1500),
@@ -246,7 +239,9 @@ def test_413_splits_the_batch_and_sends_each_half(
 
 def test_413_for_a_single_record_fails_that_record(sandbox: Any, client: PendoClient) -> None:
     sandbox.script_faults([{"status": 413, "body": {"message": "too large"}}])
-    [result] = client.write_metadata("visitor", [MetadataRecord("v-1", {"plan": "x"})], create=True)
+    [result] = client.write_metadata_batch(
+        "visitor", [MetadataRecord("v-1", {"plan": "x"})], create=True
+    )
     assert (result.ok, result.kind, result.status) == (False, FailureKind.TOO_LARGE, 413)
 
 
@@ -255,7 +250,7 @@ def test_other_4xx_fail_the_records_with_status_and_message(
     sandbox: Any, client: PendoClient, status: int
 ) -> None:
     sandbox.script_faults([{"status": status, "body": {"message": "Pendo says no"}}])
-    results = client.write_metadata(
+    results = client.write_metadata_batch(
         "visitor", [MetadataRecord("v-1", {}), MetadataRecord("v-2", {})], create=True
     )
     assert [(r.ok, r.status, r.reason, r.kind) for r in results] == [
@@ -266,7 +261,7 @@ def test_other_4xx_fail_the_records_with_status_and_message(
 
 def test_a_200_without_counts_is_never_counted_as_sent(sandbox: Any, client: PendoClient) -> None:
     sandbox.script_faults([{"status": 200, "body": {"status": "ok"}}])
-    [result] = client.write_metadata("visitor", [MetadataRecord("v-1", {})], create=True)
+    [result] = client.write_metadata_batch("visitor", [MetadataRecord("v-1", {})], create=True)
     assert not result.ok
     assert result.kind == FailureKind.BAD_RESPONSE
 
@@ -276,12 +271,12 @@ def test_failed_count_without_updated_still_bisects(sandbox: Any, client: PendoC
     sandbox.script_faults([{"status": 200, "body": {"total": 4, "failed": 1}}])
     records = [MetadataRecord(f"v-{i}", {"seats": i}) for i in range(4)]
     records[1] = MetadataRecord("v-1", {"seats": "bad"})
-    results = client.write_metadata("visitor", records, create=True)
+    results = client.write_metadata_batch("visitor", records, create=True)
     assert [r.record_id for r in results if not r.ok] == ["v-1"]
 
 
 def test_unknown_kind_or_group_is_refused_before_sending(client: PendoClient) -> None:
     with pytest.raises(ValueError, match="kind"):
-        client.write_metadata("user", [MetadataRecord("x", {})])
+        client.write_metadata_batch("user", [MetadataRecord("x", {})])
     with pytest.raises(ValueError, match="group"):
-        client.write_metadata("visitor", [MetadataRecord("x", {})], group="auto")
+        client.write_metadata_batch("visitor", [MetadataRecord("x", {})], group="auto")

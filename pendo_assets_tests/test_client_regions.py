@@ -47,7 +47,7 @@ def test_region_table_matches_pendo_hosts() -> None:
 def test_each_region_sends_metadata_and_events_to_its_own_host(region: str) -> None:
     seen: list[httpx.Request] = []
     with _recording_client(seen, region=region) as client:
-        client.write_metadata("visitor", [MetadataRecord("v-1", {"plan": "pro"})])
+        client.write_metadata_batch("visitor", [MetadataRecord("v-1", {"plan": "pro"})])
         client.send_track_event(
             TrackEvent(event="e", visitor_id="v-1", timestamp=1_700_000_000_000)
         )
@@ -71,7 +71,9 @@ def test_region_name_is_case_and_space_insensitive() -> None:
 def test_base_url_override_replaces_the_host_of_every_call() -> None:
     seen: list[httpx.Request] = []
     with _recording_client(seen, region="eu", base_url="http://proxy.internal:8080/") as client:
-        client.write_metadata("account", [MetadataRecord("a-1", {"tier": "gold"})], group="agent")
+        client.write_metadata_batch(
+            "account", [MetadataRecord("a-1", {"tier": "gold"})], group="agent"
+        )
         client.send_track_event(
             TrackEvent(event="e", visitor_id="v-1", timestamp=1_700_000_000_000)
         )
@@ -84,7 +86,7 @@ def test_base_url_override_replaces_the_host_of_every_call() -> None:
 def test_track_base_url_can_point_events_at_the_data_host() -> None:
     seen: list[httpx.Request] = []
     with _recording_client(seen, region="jp", track_base_url="https://data.jpn.pendo.io") as client:
-        client.write_metadata("visitor", [MetadataRecord("v-1", {})])
+        client.write_metadata_batch("visitor", [MetadataRecord("v-1", {})])
         client.send_track_event(
             TrackEvent(event="e", visitor_id="v-1", timestamp=1_700_000_000_000)
         )

@@ -30,7 +30,7 @@ def test_retryable_status_is_retried_until_success(
     sandbox: Any, client: PendoClient, fake_clock: FakeClock, status: int
 ) -> None:
     sandbox.script_faults([{"status": status}])
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert (result.ok, result.retried) == (True, True)
     assert sandbox.state()["metadata"]["visitor"]["v-1"]["custom"] == {"plan": "pro"}
     stats = client.stats_snapshot()
@@ -40,7 +40,7 @@ def test_retryable_status_is_retried_until_success(
 
 def test_dropped_connection_is_retried(sandbox: Any, client: PendoClient) -> None:
     sandbox.script_faults([{"drop": True}])
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert (result.ok, result.retried) == (True, True)
     assert client.stats_snapshot().retries == 1
 
@@ -49,7 +49,7 @@ def test_retry_after_seconds_is_honoured(
     sandbox: Any, client: PendoClient, fake_clock: FakeClock
 ) -> None:
     sandbox.script_faults([{"status": 429, "retry_after": "7"}])
-    client.write_metadata("visitor", ONE, create=True)
+    client.write_metadata_batch("visitor", ONE, create=True)
     assert fake_clock.sleeps == [7.0]
 
 
@@ -58,7 +58,7 @@ def test_retry_after_http_date_is_honoured(
 ) -> None:
     when = datetime.now(UTC) + timedelta(seconds=30)
     sandbox.script_faults([{"status": 503, "retry_after": format_datetime(when, usegmt=True)}])
-    client.write_metadata("visitor", ONE, create=True)
+    client.write_metadata_batch("visitor", ONE, create=True)
     [slept] = fake_clock.sleeps
     assert 25 <= slept <= 30
 
@@ -68,7 +68,7 @@ def test_retry_after_beyond_the_budget_gives_up_at_once(
 ) -> None:
     client = client_factory(retry=RetryPolicy(total_budget_seconds=60))
     sandbox.script_faults([{"status": 429, "retry_after": "3600"}])
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert (result.ok, result.kind, result.status) == (False, FailureKind.UNAVAILABLE, 429)
     assert "retry budget" in result.reason
     assert fake_clock.sleeps == []
@@ -80,7 +80,7 @@ def test_backoff_is_exponential_with_full_jitter(
     policy = RetryPolicy(max_attempts=5, base_delay_seconds=1.0, max_delay_seconds=3.0)
     client = client_factory(retry=policy)
     sandbox.script_faults([{"status": 503}] * 4)
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert result.ok
     expected_rng = random.Random(7)  # the seed client_factory gives every client
     assert fake_clock.sleeps == [expected_rng.uniform(0, cap) for cap in (1.0, 2.0, 3.0, 3.0)]
@@ -91,7 +91,7 @@ def test_gives_up_after_max_attempts_and_fails_the_batch(
 ) -> None:
     client = client_factory(retry=RetryPolicy(max_attempts=3))
     sandbox.script_faults([{"status": 502}] * 3)
-    results = client.write_metadata(
+    results = client.write_metadata_batch(
         "visitor", [MetadataRecord("v-1", {}), MetadataRecord("v-2", {})], create=True
     )
     assert [(r.ok, r.kind, r.status, r.retried) for r in results] == [
@@ -110,7 +110,7 @@ def test_total_time_budget_stops_retrying(
     )
     client = client_factory(retry=policy, rng=_MaxJitter())
     sandbox.script_faults([{"status": 500}] * 50)
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert result.kind == FailureKind.UNAVAILABLE
     assert sum(fake_clock.sleeps) <= 25
     assert fake_clock.sleeps == [10, 10]
@@ -125,7 +125,7 @@ def test_unreachable_pendo_fails_with_a_clear_error(
     client = client_factory(
         base_url=f"http://127.0.0.1:{closed_port}", retry=RetryPolicy(max_attempts=3)
     )
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert result.kind == FailureKind.UNAVAILABLE
     assert result.reason.startswith(
         "Pendo did not accept POST /api/v1/metadata/visitor/custom/value"

@@ -48,7 +48,7 @@ def test_padded_integration_key_is_accepted_by_the_sandbox(
     padding: str,
 ) -> None:
     client = client_factory(integration_key=f"{padding}{integration_key}{padding}")
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert result.ok
     [request] = sandbox.state()["requests"]
     assert request["headers"]["x-pendo-integration-key"] == "<integration_key>"
@@ -78,7 +78,7 @@ def test_credential_blank_after_stripping_counts_as_unset(
 ) -> None:
     client = client_factory(integration_key=blank)
     with pytest.raises(MissingCredentialError, match="PENDO_INTEGRATION_KEY"):
-        client.write_metadata("visitor", ONE)
+        client.write_metadata_batch("visitor", ONE)
 
 
 # -- refusing what cannot go in a header --------------------------------------------------------
@@ -147,7 +147,7 @@ def test_key_in_a_transport_error_is_masked_in_the_result(
 ) -> None:
     transport, seen = raising(httpx.ConnectError(f"boom {integration_key}"))
     client = client_factory(http_transport=transport, retry=RetryPolicy(max_attempts=2))
-    [result] = client.write_metadata("visitor", ONE, create=True)
+    [result] = client.write_metadata_batch("visitor", ONE, create=True)
     assert result.kind == FailureKind.UNAVAILABLE
     assert result.reason.endswith("last problem: ConnectError: boom ***")
     assert integration_key not in result.reason
@@ -193,7 +193,7 @@ def test_local_protocol_errors_are_configuration_errors_raised_at_once_and_maske
     transport, seen = raising(error_type(f"Illegal header value {integration_key.encode()!r}"))
     client = client_factory(http_transport=transport)
     with pytest.raises(PendoConfigError) as info:
-        client.write_metadata("visitor", ONE, create=True)
+        client.write_metadata_batch("visitor", ONE, create=True)
     assert str(info.value) == (
         "Pendo POST /api/v1/metadata/visitor/custom/value cannot be sent as configured: "
         f"{error_type.__name__}: Illegal header value b'***'. "
@@ -222,7 +222,7 @@ def test_no_credential_in_any_log_line_of_failing_requests(
         http_transport=transport,
         retry=RetryPolicy(max_attempts=3),
     )
-    client.write_metadata("visitor", ONE, create=True)
+    client.write_metadata_batch("visitor", ONE, create=True)
     client.send_track_event(EVENT)
     real = client_factory(retry=RetryPolicy(max_attempts=3))
     sandbox.script_faults([{"status": 503}, {"drop": True}])

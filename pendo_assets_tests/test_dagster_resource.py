@@ -33,7 +33,7 @@ def test_resource_client_writes_to_the_sandbox_inside_an_asset(
     @dg.asset
     def pushed(pendo: PendoResource) -> None:
         with pendo.get_client() as client:
-            [result] = client.write_metadata(
+            [result] = client.write_metadata_batch(
                 "visitor", [MetadataRecord("v-dagster", {"plan": "pro"})], create=True
             )
         assert result.ok

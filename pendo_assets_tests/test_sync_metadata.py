@@ -237,7 +237,7 @@ def test_upsert_sends_create_true_and_creates_unknown_ids(
 def test_update_never_creates_and_skips_unknown_ids_as_not_in_pendo(
     sandbox: Any, client: PendoClient
 ) -> None:
-    client.write_metadata("visitor", [MetadataRecord("known", {"plan": "free"})], create=True)
+    client.write_metadata_batch("visitor", [MetadataRecord("known", {"plan": "free"})], create=True)
     frame = warehouse_frame([{"id": "stranger", "plan": "pro"}, {"id": "known", "plan": "pro"}])
     report = sync(visitor_spec({"id": "visitorId", "plan": "plan"}, mode="update"), frame, client)
     assert writes(sandbox)[1:] == [
@@ -418,7 +418,7 @@ def test_a_field_pendo_does_not_know_fails_every_row_with_pendos_reason(
 
 
 def test_rows_sent_failed_and_skipped_always_add_up(sandbox: Any, client: PendoClient) -> None:
-    client.write_metadata("visitor", [MetadataRecord("known", {"plan": "free"})], create=True)
+    client.write_metadata_batch("visitor", [MetadataRecord("known", {"plan": "free"})], create=True)
     frame = warehouse_frame(
         [
             {"id": "known", "plan": "free"},  # superseded

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-
-from pendo_assets.batching import chunks
 
 from .credentials import CREDENTIALS, INTEGRATION_KEY, TRACK_EVENT_SECRET, load_credential
 from .destination import destination_id
@@ -127,21 +125,6 @@ class PendoClient:
         )
 
     # -- metadata ----------------------------------------------------------------------------
-
-    def write_metadata(
-        self,
-        kind: str,
-        records: Iterable[MetadataRecord],
-        *,
-        group: str = "custom",
-        create: bool = False,
-        batch_size: int | None = None,
-    ) -> list[RecordResult]:
-        """Write records in batches, one after another; one result per record, in order."""
-        results: list[RecordResult] = []
-        for batch in chunks(records, batch_size or self.batch_size):
-            results.extend(self.write_metadata_batch(kind, batch, group=group, create=create))
-        return results
 
     def write_metadata_batch(
         self,
