@@ -206,7 +206,7 @@ def test_a_429_with_retry_after_pauses_every_sender_to_that_destination(
     sandbox.script_faults([{"status": 429, "retry_after": "1"}])
     threads = [
         threading.Thread(
-            target=client.write_metadata,
+            target=client.write_metadata_batch,
             args=("visitor", [MetadataRecord(f"v-{i}", {})]),
             kwargs={"create": True},
         )
