@@ -12,7 +12,7 @@ import httpx
 
 from pendo_assets.budget import HostBudget
 from pendo_assets.client import MetadataRecord, PendoClient, TrackEvent
-from pendo_assets.client.rate_limit import ThreadRateLimiter
+from pendo_assets.client.rate_limit import SLACK_SHARE, ThreadRateLimiter
 from pendo_assets_tests.client_fixtures import FakeClock
 
 
@@ -78,11 +78,35 @@ def test_rate_limiter_spaces_sends_across_threads() -> None:
 
 def test_the_next_turn_counts_from_the_end_of_a_slow_write() -> None:
     """A sender held up while writing (descheduled, a slow socket) does not let the next one
-    go out right behind it: the interval runs from the end of its write."""
+    go out right behind it: nine tenths of the interval run from the end of its write."""
     limiter = ThreadRateLimiter(20, clock=time.monotonic, sleep=time.sleep)
     first = send(limiter, time.monotonic, writing=0.2)
     second = send(limiter, time.monotonic)
-    assert second - first >= 0.2 + 1 / 20 - 1e-6
+    assert second - first >= 0.2 + (1 - SLACK_SHARE) / 20 - 1e-6
+
+
+def test_a_quick_write_does_not_delay_the_next_turn() -> None:
+    """A write within a tenth of the interval costs the rate nothing: the next send goes one
+    interval after this one's admission, not one interval after its write."""
+    clock = FakeClock()
+    limiter = ThreadRateLimiter(4, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(5):
+        release = limiter.acquire()
+        sent.append(clock())
+        clock.now += 0.02  # the write: under a tenth of 0.25 s
+        release()
+    assert [round(b - a, 9) for a, b in itertools.pairwise(sent)] == [0.25] * 4
+
+
+def test_the_first_send_after_a_quiet_spell_does_not_shorten_the_next_gap() -> None:
+    clock = FakeClock()
+    limiter = ThreadRateLimiter(4, clock=clock, sleep=clock.sleep)
+    send(limiter, clock)
+    clock.now += 10  # idle
+    first = send(limiter, clock)
+    second = send(limiter, clock)
+    assert round(second - first, 9) == 0.25
 
 
 def test_no_cap_means_no_waiting() -> None:

@@ -22,6 +22,7 @@ from pendo_assets.client.rate_limit import (
     MAX_PAUSE_SECONDS,
     Release,
     check_rate,
+    next_turn,
     once,
     pause_seconds,
 )
@@ -68,11 +69,12 @@ class HostRateLimiter:
             held.enter_context(self._locked())
             while (wait := self._read() - self._clock()) > 0:
                 self._sleep(wait)
+            admitted_at = self._clock()
             turn = held.pop_all()  # still held: the caller's release lets both go
 
         def release() -> None:
             with turn:
-                self._write(self._clock() + self._interval)
+                self._write(next_turn(admitted_at, self._clock(), self._interval))
 
         return once(release)
 

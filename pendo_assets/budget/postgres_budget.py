@@ -27,7 +27,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pendo_assets.client.rate_limit import Release, check_rate, once, pause_seconds
+from pendo_assets.client.rate_limit import (
+    SLACK_SHARE,
+    Release,
+    check_rate,
+    once,
+    pause_seconds,
+)
 
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
 
@@ -35,13 +41,6 @@ RATE_TABLE = "pendo_rate_budget"
 PACING_TABLE = "pendo_visitor_pacing"
 _SETUP_LOCK = 0x70656E646F  # "pendo": one advisory lock serialises table creation
 _POOL_SIZE = 4  # connections a process keeps; sender threads take turns on them
-# The next turn is one interval after this one's slot, unless this sender wrote more than a
-# tenth of an interval late: then one interval, less that tenth, after its write. So the lock
-# hand-over and the write cost nothing while they fit in a tenth of an interval (measured:
-# 2-3 ms at a cap of 40 on a loaded machine), and two writes are never closer than nine
-# tenths of one. A quarter let late and prompt writers alternate into 43 sends in a second
-# under a cap of 40; none (timing from the write alone) lost 8% of the cap.
-SLACK_SHARE = 0.1
 
 _SETUP = (
     f"CREATE UNLOGGED TABLE IF NOT EXISTS {RATE_TABLE} "
