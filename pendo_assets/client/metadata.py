@@ -83,16 +83,17 @@ class MetadataBatchWriter:
 
     def _payload(self, batch: Batch) -> list[dict[str, Any]] | str:
         """The request body: joined from the records' own JSON text when they all carry it."""
-        if isinstance(batch, EncodedRecords) and batch:
-            head = '{"' + self._id_key + '":'
-            ids = map(_json_text, batch.ids)
-            pairs = zip(ids, batch.values_json, strict=True)
-            return "[" + ",".join([head + i + ',"values":' + v + "}" for i, v in pairs]) + "]"
-        if not batch or any(r.values_json is None for r in batch):
+        if not batch:
+            return []
+        if isinstance(batch, EncodedRecords):
+            ids, texts = batch.ids, batch.values_json
+        elif all(r.values_json is not None for r in batch):
+            ids, texts = [r.id for r in batch], [str(r.values_json) for r in batch]
+        else:
             return [{self._id_key: r.id, "values": r.values} for r in batch]
         head = '{"' + self._id_key + '":'
-        items = [head + _json_text(r.id) + ',"values":' + str(r.values_json) + "}" for r in batch]
-        return "[" + ",".join(items) + "]"
+        pairs = zip(map(_json_text, ids), texts, strict=True)
+        return "[" + ",".join([head + i + ',"values":' + v + "}" for i, v in pairs]) + "]"
 
     def _write(self, batch: Batch, *, retried: bool) -> Sequence[RecordResult]:
         payload = self._payload(batch)

@@ -136,8 +136,8 @@ class AcceptedRecords(Sequence[RecordResult]):
     def __getitem__(self, index: slice) -> list[RecordResult]: ...
     def __getitem__(self, index: int | slice) -> RecordResult | list[RecordResult]:
         if isinstance(index, slice):
-            return [RecordResult(i, True, self.retried) for i in _ids_of(self._records)[index]]
-        return RecordResult.accepted(_ids_of(self._records)[index], retried=self.retried)
+            return list(AcceptedRecords(self._records[index], retried=self.retried))
+        return RecordResult.accepted(self._records[index].id, retried=self.retried)
 
     def __iter__(self) -> Iterator[RecordResult]:
         retried = self.retried

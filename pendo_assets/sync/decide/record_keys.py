@@ -18,13 +18,13 @@ def canonical_json(value: Any) -> str:
 
 
 def digest(text: str) -> str:
-    # surrogatepass: a lone surrogate from a broken source must not crash the whole partition
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return digests((text,))[0]
 
 
 def digests(texts: Iterable[str]) -> list[str]:
-    """`digest` of each text, without a Python call per text (a tenth cheaper a row)."""
+    """The hash of each text, without a Python call per text (a tenth cheaper a row)."""
     blake2b = hashlib.blake2b
+    # surrogatepass: a lone surrogate from a broken source must not crash the whole partition
     return [
         blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest() for text in texts
     ]

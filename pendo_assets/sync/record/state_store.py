@@ -130,37 +130,26 @@ class AcceptedRows:
     def __len__(self) -> int:
         return len(self.indexes)
 
-    def state_rows(
-        self, destination: str, sync_name: str, run_id: str, stamp: object
-    ) -> Iterator[tuple[object, ...]]:
-        """The rows of `pendo_sync_state` to upsert, each tuple built by `zip` in C."""
+    def columns(self) -> tuple[list[str], list[str], list[str | None]]:
+        """Keys, hashes and payloads of these rows, each list built in C."""
         indexes = self.indexes
-        keys: Iterator[str] = map(self.keys.__getitem__, indexes)
-        if max(map(len, map(self.keys.__getitem__, indexes)), default=0) > MAX_PLAIN_KEY:
-            keys = map(stored_key, keys)
-        payloads = (
-            itertools.repeat(None)
-            if self.payloads is None
-            else map(self.payloads.__getitem__, indexes)
-        )
-        constant = itertools.repeat
-        return zip(  # noqa: B905 (the repeats are endless: the keys decide the length)
-            constant(destination),
-            constant(sync_name),
-            keys,
-            map(self.hashes.__getitem__, indexes),
-            payloads,
-            constant(run_id),
-            constant(stamp),
-        )
+        keys = list(map(self.keys.__getitem__, indexes))
+        hashes = list(map(self.hashes.__getitem__, indexes))
+        if self.payloads is None:
+            return keys, hashes, [None] * len(indexes)
+        return keys, hashes, list(map(self.payloads.__getitem__, indexes))
 
     def __iter__(self) -> Iterator[AcceptedRow]:
-        indexes = self.indexes
-        keys = map(self.keys.__getitem__, indexes)
-        hashes = map(self.hashes.__getitem__, indexes)
-        if self.payloads is None:
-            return zip(keys, hashes, itertools.repeat(None))
-        return zip(keys, hashes, map(self.payloads.__getitem__, indexes), strict=True)
+        return zip(*self.columns(), strict=True)
+
+
+def _columns_of(
+    part: Iterable[AcceptedRow],
+) -> tuple[Sequence[str], Sequence[str], Sequence[str | None]]:
+    if isinstance(part, AcceptedRows):
+        return part.columns()
+    rows = list(part)
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 class Known(NamedTuple):
@@ -306,12 +295,21 @@ class StateScope:
     def _state_rows(
         self, part: Iterable[AcceptedRow], run_id: str, stamp: object
     ) -> Iterator[tuple[object, ...]]:
-        if isinstance(part, AcceptedRows):
-            return part.state_rows(self.destination, self.sync_name, run_id, stamp)
-        destination, sync_name = self.destination, self.sync_name
-        return (
-            (destination, sync_name, stored_key(key), hashed, payload, run_id, stamp)
-            for key, hashed, payload in part
+        """The rows of `pendo_sync_state` to upsert, each tuple built by `zip` in C."""
+        keys, hashes, payloads = _columns_of(part)
+        if keys and max(map(len, keys)) > MAX_PLAIN_KEY:
+            keys = list(map(stored_key, keys))
+        size = len(keys)
+        constant = itertools.repeat
+        return zip(
+            constant(self.destination, size),
+            constant(self.sync_name, size),
+            keys,
+            hashes,
+            payloads,
+            constant(run_id, size),
+            constant(stamp, size),
+            strict=True,
         )
 
     def count(self) -> int:

@@ -239,7 +239,7 @@ def _in_instant_order(
     frame: pd.DataFrame, source: SourceSpec, kind: PartitionKind, start: datetime, end: datetime
 ) -> pd.DataFrame:
     """The rows of the day in the order of the instant they name (ties keep their order)."""
-    if not len(frame) or (kind.ordered_in_sql and not kind.approximate_in_sql):
+    if not len(frame) or _exact_in_sql(kind):
         return frame  # the query's ORDER BY did it
     instants = kind.instants(frame[source.partition_column])
     if kind.approximate_in_sql:
