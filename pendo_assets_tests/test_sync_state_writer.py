@@ -43,7 +43,7 @@ def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:
 
     assert writer.close() is None
     assert scope.count() == 3000
-    assert scope.known(["v-29-99"]) == {"v-29-99": ("h", None)}
+    assert scope.known(["v-29-99"]) == {"v-29-99": "h"}
 
 
 def test_a_failed_write_is_reported_and_nothing_more_is_attempted(state: StateStore) -> None:

@@ -264,7 +264,9 @@ def _dry_run(plan: Plan, before: DryRun | None) -> DryRun:
     decision = plan.decision
     preview = so_far.preview
     if preview == NO_CHANGES and len(decision.send):
-        preview = changes_markdown(plan.keyed, decision, plan.known, plan.ids, PREVIEW_RECORDS)
+        preview = changes_markdown(
+            plan.keyed, decision, plan.previous_payloads, plan.ids, PREVIEW_RECORDS
+        )
     return DryRun(
         would_create=so_far.would_create + len(decision.new),
         would_change=so_far.would_change + len(decision.changed),

@@ -22,7 +22,6 @@ from pendo_assets.sync.decide.record_keys import (
 )
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents
-from pendo_assets.sync.record.state_store import Known
 
 UNCHANGED = "unchanged since Pendo last accepted it"
 NO_CHANGES = "No changes."  # the dry-run preview when nothing would change
@@ -100,7 +99,7 @@ class Decision:
 
 
 def decide_metadata(
-    keyed: Keyed, known: dict[str, Known], *, mode: str, full_refresh: bool
+    keyed: Keyed, known: dict[str, str], *, mode: str, full_refresh: bool
 ) -> Decision:
     if not known:  # nothing of the chunk accepted before (a first sync): every row is new
         return Decision(send=keyed.positions, new=set(keyed.positions.tolist()))
@@ -108,16 +107,12 @@ def decide_metadata(
     decision = Decision(send=np.empty(0, dtype=np.int64))
     positions = keyed.positions.tolist()
     for p, key, payload_hash in zip(positions, keyed.keys, keyed.hashes, strict=True):
-        previous = known.get(key)
+        previous = known.get(key)  # the hash Pendo last accepted
         if previous is None:
             decision.new.add(p)
-        elif previous.payload_hash != payload_hash:
+        elif previous != payload_hash:
             decision.changed.add(p)
-        if (
-            full_refresh
-            or previous is None
-            or (mode != "insert" and previous.payload_hash != payload_hash)
-        ):
+        if full_refresh or previous is None or (mode != "insert" and previous != payload_hash):
             send.append(p)
         else:
             decision.skipped[p] = ALREADY_SENT if mode == "insert" else UNCHANGED
@@ -127,7 +122,7 @@ def decide_metadata(
 
 def decide_events(
     keyed: Keyed,
-    known: dict[str, Known],
+    known: dict[str, str],
     *,
     resend: bool,
     by_event_id: bool = False,
@@ -150,7 +145,7 @@ def decide_events(
         seen.add(key)
         previous = known.get(key)
         if previous is not None and not resend:
-            if previous.payload_hash == payload_hash:
+            if previous == payload_hash:
                 decision.skipped[p] = ALREADY_DELIVERED
             elif by_event_id:
                 decision.failed[p] = EVENT_ID_REUSED
@@ -167,18 +162,19 @@ def decide_events(
 def changes_markdown(
     keyed: Keyed,
     decision: Decision,
-    known: dict[str, Known],
+    previous_payloads: dict[str, str],
     ids: list[str | None],
     limit: int = 20,
 ) -> str:
-    """`id, field, old -> new` for the first changed or new records."""
+    """`id, field, old -> new` for the first changed or new records (`previous_payloads`: what
+    Pendo last accepted, by record key)."""
     index_of = {int(p): i for i, p in enumerate(keyed.positions)}
     lines = ["| id | field | old -> new |", "|---|---|---|"]
     for position in decision.send[:limit]:
         i = index_of[int(position)]
         new = _flatten(json.loads(keyed.payloads[i]))
-        previous = known.get(keyed.keys[i])
-        old = _flatten(json.loads(previous.payload)) if previous and previous.payload else {}
+        previous = previous_payloads.get(keyed.keys[i])
+        old = _flatten(json.loads(previous)) if previous else {}
         for name in sorted(set(new) | set(old)):
             if new.get(name) != old.get(name):
                 before = "(none)" if name not in old else json.dumps(old[name])

@@ -34,7 +34,7 @@ from pendo_assets.sync.decide.change_detection import (
 from pendo_assets.sync.prepare.field_types import MissingFieldsError, apply_schema
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata, prepare_metadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents, prepare_events
-from pendo_assets.sync.record.state_store import Known, StateScope
+from pendo_assets.sync.record.state_store import StateScope
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import EVENT_ID_TARGET, SyncSpec
 
@@ -73,8 +73,9 @@ class Plan:
     offset: int  # rows of the partition before this chunk
     prepared: PreparedMetadata | PreparedEvents
     keyed: Keyed
-    known: dict[str, Known]
+    known: dict[str, str]  # record key -> the payload hash Pendo last accepted
     decision: Decision
+    previous_payloads: dict[str, str] = field(default_factory=dict)  # dry runs: for the preview
 
     @property
     def rows(self) -> int:
@@ -140,7 +141,7 @@ class Planner:
         # Pendo's types, so an unchanged partition needs no schema read: no request at all.
         keyed = key_metadata(prepared)
         scope = self._scope
-        known = scope.known(keyed.keys, with_payloads=self._with_payloads) if scope else {}
+        known = scope.known(keyed.keys) if scope else {}
         decision = (
             decide_metadata(keyed, known, mode=self._spec.mode, full_refresh=self._full_refresh)
             if scope
@@ -148,7 +149,8 @@ class Planner:
         )
         if self._preflight and len(decision.send) and not self._stop:
             decision.send = self._coerce(prepared, decision.send)
-        return Plan(offset, prepared, keyed, known, decision)
+        previous = scope.payloads(keyed.keys) if scope and self._with_payloads else {}
+        return Plan(offset, prepared, keyed, known, decision, previous)
 
     def _coerce(self, prepared: PreparedMetadata, send: np.ndarray) -> np.ndarray:
         """Pendo's schema, read once per partition: missing fields or a refused key stop the
@@ -168,7 +170,7 @@ class Planner:
         scope = self._scope
         if scope is None:
             keyed = Keyed(prepared.sendable, [], [], [])
-            known: dict[str, Known] = {}
+            known: dict[str, str] = {}
             decision = Decision.send_all(prepared.sendable)
         else:
             keyed = key_events(prepared)
@@ -186,7 +188,7 @@ class Planner:
             )
         return Plan(offset, prepared, keyed, known, decision)
 
-    def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, Known]:
+    def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, str]:
         """Delivered events by identity key, plus those recorded under older content-hash keys.
 
         State written before identity keys holds content hashes: an event found under one was
@@ -200,5 +202,5 @@ class Planner:
             found = scope.known(legacy)
             for key, old, payload_hash in zip(keyed.keys, legacy, keyed.hashes, strict=True):
                 if old in found and key not in known:
-                    known[key] = Known(payload_hash, None)
+                    known[key] = payload_hash
         return known

@@ -15,8 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Rows per fetch from the driver: small, so tuples die young; a round trip each (server-side).
-FETCH_ROWS = 5_000
+#: Rows per fetch from the driver: under the collector's first threshold (700 new container
+#: objects by default), so a fetch's rows are freed before a collection sees them. psycopg
+#: builds a list per row before its tuple; at 5,000 rows a fetch, those lists were promoted to
+#: the oldest generation and set off full collections (measured over a million rows in a
+#: process holding Dagster: 1.49 s of CPU, 0.98 s of it collecting, against 0.61 s and none at
+#: 500 rows, wall time no worse for the extra round trips).
+FETCH_ROWS = 500
 
 Columns = list[list[Any]]
 
