@@ -1,0 +1,165 @@
+"""What a write of accepted records leaves in `pendo_sync_state`, on SQLite and PostgreSQL: rows
+go in as one statement per block, and the table holds exactly what each row said."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pendo_assets.sync.record.state_store import (
+    LOOKUP_CHUNK,
+    MAX_PLAIN_KEY,
+    WRITE_CHUNK,
+    Accepted,
+    AcceptedRows,
+    StateScope,
+    StateStore,
+    state_engine,
+    stored_key,
+)
+
+DESTINATION = "https://app.pendo.example#0123456789abcdef"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    else:
+        schema = request.getfixturevalue("pg_schema")
+        engine = sa.create_engine(
+            request.getfixturevalue("postgres_url"),
+            connect_args={"options": f"-c search_path={schema}"},
+        )
+    yield StateStore(engine)
+    engine.dispose()
+
+
+def stored_rows(scope: StateScope) -> dict[str, tuple[Any, ...]]:
+    """record key -> (hash, payload, run id) as the table holds them."""
+    with scope.store.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT record_key, payload_hash, payload, run_id FROM pendo_sync_state"
+        ).all()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def test_each_accepted_row_is_stored_with_its_hash_payload_and_run(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    payloads = ['{"custom":{"plan":"pro"}}', '{"custom":{"quote":"say \\"hi\\""}}']
+
+    written = scope.record(
+        "run-7", [Accepted("v-1", "h1", payloads[0]), ("v-2", "h2", payloads[1])]
+    )
+
+    assert written == 2
+    assert stored_rows(scope) == {
+        "v-1": ("h1", payloads[0], "run-7"),
+        "v-2": ("h2", payloads[1], "run-7"),
+    }
+
+
+def test_event_rows_without_a_payload_store_null(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "events")
+
+    scope.record("run-1", [("ev:a", "h1", None), ("ev:b", "h2", None)])
+
+    assert stored_rows(scope) == {"ev:a": ("h1", None, "run-1"), "ev:b": ("h2", None, "run-1")}
+
+
+def test_a_key_accepted_twice_in_one_write_keeps_its_last_hash_and_payload(
+    store: StateStore,
+) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+
+    scope.record_parts(
+        "run-1", [[("v-1", "old", "{}"), ("v-2", "h2", "{}")], [("v-1", "new", '{"a":1}')]]
+    )
+
+    assert stored_rows(scope) == {"v-1": ("new", '{"a":1}', "run-1"), "v-2": ("h2", "{}", "run-1")}
+
+
+def test_a_write_larger_than_one_statement_stores_every_row(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    rows = WRITE_CHUNK + 3
+    keys = [f"v-{i}" for i in range(rows)]
+    hashes = [f"h-{i}" for i in range(rows)]
+
+    written = scope.record("run-1", AcceptedRows(keys, hashes, None, list(range(rows))))
+
+    assert written == rows == scope.count()
+    assert scope.known([keys[0], keys[WRITE_CHUNK - 1], keys[WRITE_CHUNK], keys[-1]]) == {
+        keys[0]: "h-0",
+        keys[WRITE_CHUNK - 1]: f"h-{WRITE_CHUNK - 1}",
+        keys[WRITE_CHUNK]: f"h-{WRITE_CHUNK}",
+        keys[-1]: f"h-{rows - 1}",
+    }
+
+
+def test_a_rewrite_replaces_hash_payload_and_run(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    scope.record("run-1", [("v-1", "h1", '{"a":1}')])
+
+    scope.record("run-2", [("v-1", "h2", '{"a":2}')])
+
+    assert stored_rows(scope) == {"v-1": ("h2", '{"a":2}', "run-2")}
+
+
+def test_keys_beyond_the_plain_length_are_stored_as_their_hash_and_found_by_the_key(
+    store: StateStore,
+) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    long_key = "v" * (MAX_PLAIN_KEY + 1)
+
+    scope.record("run-1", [(long_key, "h1", "{}"), ("ünïcode ✓", "h2", "{}")])
+
+    assert set(stored_rows(scope)) == {stored_key(long_key), "ünïcode ✓"}
+    assert scope.known([long_key, "ünïcode ✓"]) == {long_key: "h1", "ünïcode ✓": "h2"}
+
+
+def test_rows_of_another_sync_or_destination_are_left_alone(store: StateStore) -> None:
+    mine = store.scope(DESTINATION, "visitors")
+    other_sync = store.scope(DESTINATION, "accounts")
+    other_destination = store.scope("https://eu.pendo.example#fedcba9876543210", "visitors")
+    other_sync.record("run-0", [("v-1", "other-sync", "{}")])
+    other_destination.record("run-0", [("v-1", "other-destination", "{}")])
+
+    mine.record("run-1", [("v-1", "mine", "{}")])
+
+    assert mine.known(["v-1"]) == {"v-1": "mine"}
+    assert other_sync.known(["v-1"]) == {"v-1": "other-sync"}
+    assert other_destination.known(["v-1"]) == {"v-1": "other-destination"}
+
+
+def test_a_lookup_finds_keys_with_quotes_backslashes_and_unicode_and_only_those_stored(
+    store: StateStore,
+) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    odd = ['v"1', "v\\2", "v 3 ✓", "{}", "null"]
+    scope.record("run-1", [(key, f"h-{i}", "{}") for i, key in enumerate(odd)])
+
+    found = scope.known([*odd, "v-absent"])
+
+    assert found == {key: f"h-{i}" for i, key in enumerate(odd)}
+
+
+def test_a_lookup_of_more_keys_than_one_query_finds_each(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    rows = LOOKUP_CHUNK + 3
+    keys = [f"v-{i}" for i in range(rows)]
+    scope.record("run-1", AcceptedRows(keys, keys, None, list(range(0, rows, 2))))
+
+    found = scope.known(keys)
+
+    assert found == {key: key for key in keys[::2]}
+
+
+def test_stored_payloads_are_read_only_where_one_was_kept(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    scope.record("run-1", [("v-1", "h1", '{"custom":{"plan":"pro"}}'), ("v-2", "h2", None)])
+
+    assert scope.payloads(["v-1", "v-2", "v-3"]) == {"v-1": '{"custom":{"plan":"pro"}}'}
+    assert scope.known(["v-1", "v-2", "v-3"]) == {"v-1": "h1", "v-2": "h2"}
