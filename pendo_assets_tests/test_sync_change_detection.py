@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.decide.change_detection import ALREADY_DELIVERED, ALREADY_SENT, UNCHANGED
 from pendo_assets.sync.deliver.outcome import NOT_IN_PENDO, SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.prepare.field_types import MissingFieldsError
-from pendo_assets.sync.record.state_store import StateScope, StateStore, state_engine
+from pendo_assets.sync.record.state_store import StateScope, StateStore
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -24,19 +22,10 @@ CUSTOM = "/api/v1/metadata/visitor/custom/value"
 SCHEMA = "/api/v1/metadata/schema/visitor"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def state(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StateStore]:
+@pytest.fixture
+def state(state_on_each_backend: StateStore) -> StateStore:
     """A sync state store on SQLite, or on PostgreSQL in a schema of its own."""
-    if request.param == "sqlite":
-        engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    else:
-        postgres_url = request.getfixturevalue("postgres_url")
-        schema = request.getfixturevalue("pg_schema")
-        engine = sa.create_engine(
-            postgres_url, connect_args={"options": f"-c search_path={schema}"}
-        )
-    yield StateStore(engine)
-    engine.dispose()
+    return state_on_each_backend
 
 
 def visitors(mode: str = "upsert") -> SyncSpec:

@@ -3,11 +3,9 @@ go in as one statement per block, and the table holds exactly what each row said
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from pendo_assets.sync.record.state_store import (
     LOOKUP_CHUNK,
@@ -17,25 +15,15 @@ from pendo_assets.sync.record.state_store import (
     AcceptedRows,
     StateScope,
     StateStore,
-    state_engine,
     stored_key,
 )
 
 DESTINATION = "https://app.pendo.example#0123456789abcdef"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StateStore]:
-    if request.param == "sqlite":
-        engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    else:
-        schema = request.getfixturevalue("pg_schema")
-        engine = sa.create_engine(
-            request.getfixturevalue("postgres_url"),
-            connect_args={"options": f"-c search_path={schema}"},
-        )
-    yield StateStore(engine)
-    engine.dispose()
+@pytest.fixture
+def store(state_on_each_backend: StateStore) -> StateStore:
+    return state_on_each_backend
 
 
 def stored_rows(scope: StateScope) -> dict[str, tuple[Any, ...]]:
