@@ -236,6 +236,7 @@ class Run:
     peak_rss_mib: float
     command_peak_rss_mib: float
     requests: Counter[str] = field(default_factory=Counter)  # "METHOD path status" -> count
+    sandbox_cpu_seconds: float = 0.0  # what the stand-in used meanwhile, on the same cores
 
     @property
     def total_requests(self) -> int:
@@ -298,8 +299,10 @@ class Bench:
         mark = self._settled_log_size()
         log = self.work / f"{label.replace(' ', '-')}.log"
         wrapper = [sys.executable, str(Path(__file__).resolve()), "--measure", str(log), "--"]
+        sandbox_cpu = self.sandbox.cpu_seconds()
         with _process_group([*wrapper, *command], env) as process:
             out, _ = process.communicate(timeout=RUN_TIMEOUT_SECONDS)
+        sandbox_cpu = self.sandbox.cpu_seconds() - sandbox_cpu
         lines = out.strip().splitlines()
         result = json.loads(lines[-1]) if process.returncode == 0 and lines else None
         if result is None or result["returncode"] != 0:
@@ -314,6 +317,7 @@ class Bench:
             peak_rss_mib=result["peak_rss_kib"] / 1024,
             command_peak_rss_mib=result["command_peak_rss_kib"] / 1024,
             requests=self._requests_since(mark),
+            sandbox_cpu_seconds=sandbox_cpu,
         )
         print(
             f"  {label:<28} {run.seconds:7.2f} s wall, {run.cpu_seconds:7.2f} s CPU, "
@@ -633,6 +637,11 @@ def table(r: Results, args: argparse.Namespace) -> list[Line]:
         ),
         Line(
             "first sync: client CPU, raw (s)", _s(first.cpu_seconds), cell("first", "cpu_seconds")
+        ),
+        Line(
+            "first sync: the sandbox's own CPU meanwhile (s)",
+            _s(first.sandbox_cpu_seconds),
+            cell("first", "sandbox_cpu_seconds"),
         ),
         Line(
             "first sync: peak RSS, largest process (MiB)",

@@ -45,6 +45,12 @@ class SandboxProcess:
         kib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
         return kib / 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU the sandbox has used so far (user + system), to show what the stand-in itself
+        takes from the machine the measured command shares with it."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self._http.close()
 
