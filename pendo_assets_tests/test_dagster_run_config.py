@@ -17,6 +17,7 @@ SPEC = SyncSpec(
     object_type="visitor_metadata",
     source=SourceSpec(partition_column="updated_at", table="visitors"),
     mapping={"id": "visitorId", "plan": "plan"},
+    keep_payloads=True,  # the dry run's preview shows old values
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -206,11 +207,40 @@ def test_full_refresh_resends_every_record(
 # -- dry run and preflight ---------------------------------------------------------------------
 
 
+def test_accepted_payloads_are_not_kept_in_the_state_unless_the_sync_asks(
+    client: PendoClient, state: StateStore
+) -> None:
+    keeping = dataclasses.replace(visitors(), name="keeping", keep_payloads=True)
+    run(visitors(), visitor_frame(2), client, state)
+    run(keeping, visitor_frame(2), client, state)
+
+    assert scoped(state, client, visitors()).payloads(["v-0", "v-1"]) == {}
+    assert set(scoped(state, client, keeping).payloads(["v-0", "v-1"])) == {"v-0", "v-1"}
+    assert set(scoped(state, client, visitors()).known(["v-0", "v-1"])) == {"v-0", "v-1"}
+
+
+def test_a_dry_run_without_kept_payloads_marks_old_values_as_not_kept(
+    client: PendoClient, state: StateStore
+) -> None:
+    run(visitors(), visitor_frame(2), client, state)
+
+    report = run(visitors(), visitor_frame(2, changed={1: "team"}), client, state, dry_run=True)
+
+    assert report.dry_run is not None
+    assert report.dry_run.preview.splitlines() == [
+        "| id | field | old -> new |",
+        "|---|---|---|",
+        '| v-1 | plan | (not kept) -> "team" |',
+        "| v-1 | seats | (not kept) -> 1 |",
+    ]
+
+
 def test_dry_run_sends_nothing_changes_nothing_and_previews_the_changes(
     sandbox: Any, client: PendoClient, state: StateStore
 ) -> None:
-    run(visitors(), visitor_frame(3), client, state)
-    kept = scoped(state, client, visitors())
+    spec = dataclasses.replace(visitors(), keep_payloads=True)
+    run(spec, visitor_frame(3), client, state)
+    kept = scoped(state, client, spec)
     before = kept.known(["v-0", "v-1", "v-2"])
     sandbox.reset()
     frame = pd.concat(
@@ -222,7 +252,7 @@ def test_dry_run_sends_nothing_changes_nothing_and_previews_the_changes(
         ],
         ignore_index=True,
     )
-    report = run(visitors(), frame, client, state, dry_run=True)
+    report = run(spec, frame, client, state, dry_run=True)
 
     assert sent_bodies(sandbox, CUSTOM) == []
     assert kept.known(["v-0", "v-1", "v-2", "v-9"]) == before

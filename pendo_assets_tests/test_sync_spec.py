@@ -393,3 +393,23 @@ def test_a_spec_built_in_code_is_checked_too() -> None:
             mapping={"plan": "plan"},
         )
     assert str(raised.value) == "sync 'visitors': required field 'visitorId' is not mapped"
+
+
+def test_payloads_are_not_kept_unless_a_metadata_sync_asks(tmp_path: Path) -> None:
+    path = write_syncs(tmp_path, VISITORS, changed(ACCOUNTS, keep_payloads=True))
+
+    visitors, accounts = load_syncs_file(path).syncs
+
+    assert (visitors.keep_payloads, accounts.keep_payloads) == (False, True)
+
+
+def test_keep_payloads_must_be_a_boolean(tmp_path: Path) -> None:
+    path, message = load_error(tmp_path, changed(VISITORS, keep_payloads="yes"))
+    assert message == f"{path}: sync 'visitors': keep_payloads must be true or false, got 'yes'"
+
+
+def test_keep_payloads_does_not_apply_to_track_events(tmp_path: Path) -> None:
+    path, message = load_error(tmp_path, changed(EVENTS, keep_payloads=True))
+    assert message == (
+        f"{path}: sync 'events': keep_payloads applies to metadata syncs (events keep no payload)"
+    )

@@ -353,11 +353,12 @@ class _Sender:
         return self._writer.problem() if self._writer is not None else None
 
     def _metadata_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
-        """Metadata acceptances go to the writer thread, payloads included (dry-run diffs)."""
-        writer = self._writer
+        """Metadata acceptances go to the writer thread, payloads only where the sync keeps them
+        (the old values of a dry run's preview)."""
+        writer, keep = self._writer, self._spec.keep_payloads
         if writer is None:
             return None
-        return lambda positions: writer.put(_accepted(plan.keyed, positions, payloads=True))
+        return lambda positions: writer.put(_accepted(plan.keyed, positions, payloads=keep))
 
     def _event_recorder(self, plan: Plan) -> Callable[[Iterable[int]], None] | None:
         """Events are recorded by their acknowledgement batches, in the sender's thread: a

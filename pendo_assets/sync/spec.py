@@ -92,6 +92,10 @@ class SyncSpec:
     # Rows shown in `warehouse/<name>`'s metadata. 0 (the default): customer data stays out of
     # Dagster's event log.
     preview_rows: int = 0
+    # Metadata only: keep each accepted payload in the sync state, for the old values of a dry
+    # run's preview. False (the default): the state holds hashes, not customer data, and writes
+    # about a third less.
+    keep_payloads: bool = False
     description: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -178,6 +182,10 @@ def spec_problems(spec: SyncSpec) -> list[str]:
     preview = spec.preview_rows
     if isinstance(preview, bool) or not isinstance(preview, int) or not 0 <= preview <= 100:
         problems.append(f"preview_rows must be a whole number from 0 to 100, got {preview!r}")
+    if not isinstance(spec.keep_payloads, bool):
+        problems.append(f"keep_payloads must be true or false, got {spec.keep_payloads!r}")
+    elif spec.keep_payloads and spec.object_type == TRACK_EVENTS:
+        problems.append("keep_payloads applies to metadata syncs (events keep no payload)")
     rate = spec.max_failure_rate
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
         problems.append(f"max_failure_rate must be a number from 0 to 1, got {rate!r}")
@@ -320,6 +328,7 @@ _SYNC_KEYS = {
     "in_doubt",
     "sensor_lookback_days",
     "preview_rows",
+    "keep_payloads",
     "description",
 }
 _RETRY_KEYS = {"max_attempts", "base_delay_minutes"}
@@ -367,6 +376,7 @@ def _parse_sync(raw: Any, index: int, origin: str) -> SyncSpec:
             in_doubt=raw.get("in_doubt", "resend"),
             sensor_lookback_days=raw.get("sensor_lookback_days", DEFAULT_SENSOR_LOOKBACK_DAYS),
             preview_rows=raw.get("preview_rows", 0),
+            keep_payloads=raw.get("keep_payloads", False),
             description=raw.get("description"),
         )
     except SyncConfigError as exc:

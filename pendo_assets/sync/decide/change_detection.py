@@ -159,6 +159,9 @@ def decide_events(
     return decision
 
 
+NOT_KEPT = "(not kept)"  # a changed record whose old payload the state does not hold
+
+
 def changes_markdown(
     keyed: Keyed,
     decision: Decision,
@@ -167,16 +170,22 @@ def changes_markdown(
     limit: int = 20,
 ) -> str:
     """`id, field, old -> new` for the first changed or new records (`previous_payloads`: what
-    Pendo last accepted, by record key)."""
+    Pendo last accepted, by record key, where the sync keeps payloads). A changed record whose
+    old payload was not kept lists every field of the new one, its old value not kept."""
     index_of = {int(p): i for i, p in enumerate(keyed.positions)}
     lines = ["| id | field | old -> new |", "|---|---|---|"]
     for position in decision.send[:limit]:
         i = index_of[int(position)]
         new = _flatten(json.loads(keyed.payloads[i]))
         previous = previous_payloads.get(keyed.keys[i])
+        not_kept = previous is None and int(position) in decision.changed
         old = _flatten(json.loads(previous)) if previous else {}
         for name in sorted(set(new) | set(old)):
-            if new.get(name) != old.get(name):
+            if not_kept:
+                lines.append(
+                    f"| {ids[int(position)]} | {name} | {NOT_KEPT} -> {json.dumps(new[name])} |"
+                )
+            elif new.get(name) != old.get(name):
                 before = "(none)" if name not in old else json.dumps(old[name])
                 after = "(none)" if name not in new else json.dumps(new[name])
                 lines.append(f"| {ids[int(position)]} | {name} | {before} -> {after} |")
