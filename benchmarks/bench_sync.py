@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import signal
 import subprocess
@@ -86,18 +85,12 @@ def run_child(job: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc: how busy the sandbox was during a run."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(sandbox: SandboxProcess, job: dict[str, Any], *, counters: bool) -> dict[str, Any]:
     """One run from a freshly reset sandbox; `counters` only when the sandbox holds little."""
     sandbox.reset()
-    before = _cpu_seconds(sandbox.process.pid)
+    before = sandbox.cpu_seconds()
     result = run_child({**job, "url": sandbox.url})
-    result["sandbox_cpu"] = _cpu_seconds(sandbox.process.pid) - before
+    result["sandbox_cpu"] = sandbox.cpu_seconds() - before
     if counters:
         result["sandbox"] = sandbox.counters()
     print(f"  {job['kind']:<15} {job.get('label', '')}: {result['seconds']:.1f}s", flush=True)
