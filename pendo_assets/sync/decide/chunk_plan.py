@@ -73,7 +73,6 @@ class Plan:
     offset: int  # rows of the partition before this chunk
     prepared: PreparedMetadata | PreparedEvents
     keyed: Keyed
-    known: dict[str, str]  # record key -> the payload hash Pendo last accepted
     decision: Decision
     previous_payloads: dict[str, str] = field(default_factory=dict)  # dry runs: for the preview
 
@@ -141,16 +140,22 @@ class Planner:
         # Pendo's types, so an unchanged partition needs no schema read: no request at all.
         keyed = key_metadata(prepared)
         scope = self._scope
-        known = scope.known(keyed.keys) if scope else {}
         decision = (
-            decide_metadata(keyed, known, mode=self._spec.mode, full_refresh=self._full_refresh)
+            decide_metadata(
+                keyed,
+                scope.known(keyed.keys),
+                mode=self._spec.mode,
+                full_refresh=self._full_refresh,
+            )
             if scope
             else Decision.send_all(prepared.sendable)
         )
         if self._preflight and len(decision.send) and not self._stop:
             decision.send = self._coerce(prepared, decision.send)
-        previous = scope.payloads(keyed.keys) if scope and self._with_payloads else {}
-        return Plan(offset, prepared, keyed, known, decision, previous)
+        previous: dict[str, str] = {}
+        if scope and self._with_payloads and decision.changed:  # only changed records have one
+            previous = scope.payloads(keyed.keys)
+        return Plan(offset, prepared, keyed, decision, previous)
 
     def _coerce(self, prepared: PreparedMetadata, send: np.ndarray) -> np.ndarray:
         """Pendo's schema, read once per partition: missing fields or a refused key stop the
@@ -170,14 +175,12 @@ class Planner:
         scope = self._scope
         if scope is None:
             keyed = Keyed(prepared.sendable, [], [], [])
-            known: dict[str, str] = {}
             decision = Decision.send_all(prepared.sendable)
         else:
             keyed = key_events(prepared)
-            known = self._known_events(scope, keyed)
             decision = decide_events(
                 keyed,
-                known,
+                self._known_events(scope, keyed),
                 resend=self._resend,
                 by_event_id=prepared.event_ids is not None,
                 seen=self._seen_events,
@@ -186,7 +189,7 @@ class Planner:
             prepared.failures[position] = RowFailure(
                 position, prepared.visitor_ids[position], reason, field=EVENT_ID_TARGET
             )
-        return Plan(offset, prepared, keyed, known, decision)
+        return Plan(offset, prepared, keyed, decision)
 
     def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, str]:
         """Delivered events by identity key, plus those recorded under older content-hash keys.
