@@ -236,16 +236,10 @@ def _postgres_reader(postgres_url: str, schema: str | None, **options: str) -> A
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def state_on_each_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A sync state store (``StateStore``) on SQLite, or on PostgreSQL in a schema of its own."""
-    from pendo_assets.sync.record.state_store import StateStore, state_engine
+    from pendo_assets.sync.record.state_store import StateStore
+    from pendo_assets_tests.state_databases import state_engine_for
 
-    if request.param == "sqlite":
-        engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    else:
-        schema = request.getfixturevalue("pg_schema")
-        engine = sa.create_engine(
-            request.getfixturevalue("postgres_url"),
-            connect_args={"options": f"-c search_path={schema}"},
-        )
+    engine = state_engine_for(request, tmp_path)
     yield StateStore(engine)
     engine.dispose()
 

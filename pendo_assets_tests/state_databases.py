@@ -70,3 +70,18 @@ def open_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
         yield databases
     finally:
         databases.close()
+
+
+def state_engine_for(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
+    """An engine on the test's state database, by `request.param`: the SQLite file
+    `tmp_path/state.db`, or the test's own PostgreSQL schema; each call is another engine
+    (another "process") on the same database."""
+    if request.param == "sqlite":
+        from pendo_assets.sync.record.state_store import state_engine
+
+        return state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    schema = request.getfixturevalue("pg_schema")
+    return sa.create_engine(
+        request.getfixturevalue("postgres_url"),
+        connect_args={"options": f"-c search_path={schema}"},
+    )

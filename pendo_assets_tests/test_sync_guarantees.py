@@ -25,9 +25,10 @@ from pendo_assets.sync.decide.record_keys import legacy_event_key
 from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.record.partition_lease import LeaseSettings, PartitionBusy, PartitionLease
-from pendo_assets.sync.record.state_store import StateStore, state_engine
+from pendo_assets.sync.record.state_store import StateStore
 from pendo_assets.sync.results import SyncReport
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets_tests.state_databases import state_engine_for
 
 PARTITION = "2026-11-02"
 NOW_MS = 1_794_000_000_000
@@ -40,14 +41,7 @@ def engines(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[list[sa.E
     made: list[sa.Engine] = []
 
     def make() -> sa.Engine:
-        if request.param == "sqlite":
-            engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-        else:
-            schema = request.getfixturevalue("pg_schema")
-            engine = sa.create_engine(
-                request.getfixturevalue("postgres_url"),
-                connect_args={"options": f"-c search_path={schema}"},
-            )
+        engine = state_engine_for(request, tmp_path)
         made.append(engine)
         return engine
 
