@@ -22,7 +22,6 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, Te
 from pendo_assets.defs.factory import daily_partitions
 from pendo_assets.defs.sync_assets import build_sync_assets
 from pendo_assets.sandbox import SandboxServer
-from pendo_assets.sync.record.state_tables import state_table
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 from pendo_assets_tests.conftest import SyncMaterialization
 
@@ -538,7 +537,8 @@ def sync_state(state_url: str, sync_name: str, keys: list[str]) -> tuple[int, li
     try:
         with engine.connect() as connection:
             found = connection.execute(
-                sa.select(state_table.c.record_key).where(state_table.c.sync_name == sync_name)
+                sa.text("SELECT record_key FROM pendo_sync_state WHERE sync_name = :s"),
+                {"s": sync_name},
             ).scalars()
             recorded = list(found)
         return len(recorded), sorted(set(recorded) & set(keys))

@@ -440,7 +440,8 @@ def test_a_state_database_error_before_sending_fails_every_row_with_the_reason(
 ) -> None:
     scope = state.scope(destination_of(visitors(), client), "visitors")
     with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE pendo_sync_state")
+        cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""  # and the view
+        connection.exec_driver_sql(f"DROP TABLE pendo_sync_records{cascade}")
     state._migrated.add(scope.destination)  # the tables were checked earlier in this process
 
     with pytest.raises(SyncAborted) as aborted:

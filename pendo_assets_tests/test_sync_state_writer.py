@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from pendo_assets.client import PendoClient
 from pendo_assets.sandbox import SandboxServer
+from pendo_assets.sync.decide.record_keys import digest
 from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.record.state_store import Accepted, StateStore, state_engine
@@ -19,6 +20,7 @@ from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
 PARTITION = "2026-11-02"
+HASH = digest("{}")  # a payload hash as the engine makes them
 VISITORS = SyncSpec(
     name="visitors",
     object_type="visitor_metadata",
@@ -39,20 +41,20 @@ def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:
     writer = StateWriter(scope, "run-1", None)
 
     for batch in range(30):
-        writer.put(Accepted(f"v-{batch}-{i}", "h", "{}") for i in range(100))
+        writer.put(Accepted(f"v-{batch}-{i}", HASH, "{}") for i in range(100))
 
     assert writer.close() is None
     assert scope.count() == 3000
-    assert scope.known(["v-29-99"]) == {"v-29-99": "h"}
+    assert scope.known(["v-29-99"]) == {"v-29-99": HASH}
 
 
 def test_a_failed_write_is_reported_and_nothing_more_is_attempted(state: StateStore) -> None:
     scope = state.scope("https://pendo.example#abc", "visitors")
     with state.engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE pendo_sync_state")
+        connection.exec_driver_sql("DROP TABLE pendo_sync_records")
     writer = StateWriter(scope, "run-1", None)
 
-    writer.put([Accepted("v-1", "h", "{}")])
+    writer.put([Accepted("v-1", HASH, "{}")])
     error = writer.close()
 
     assert isinstance(error, sa.exc.OperationalError)
@@ -72,7 +74,7 @@ def test_a_sync_whose_state_writes_fail_stops_retryably_with_every_row_accounted
 
     with state.engine.begin() as connection:  # reads work, every write fails (disk full)
         connection.exec_driver_sql(
-            "CREATE TRIGGER full BEFORE INSERT ON pendo_sync_state "
+            "CREATE TRIGGER full BEFORE INSERT ON pendo_sync_records "
             "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
         )
 

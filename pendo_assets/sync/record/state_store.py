@@ -1,4 +1,4 @@
-"""Table `pendo_sync_state`: per destination, sync and record key, what Pendo last accepted.
+"""Sync state: per destination, sync and record key, what Pendo last accepted (`state_tables`).
 
 A row is written only after Pendo confirmed the record, one transaction per write, so a crash
 at any point leaves the state true: at worst a record Pendo accepted is not yet recorded and is
@@ -21,15 +21,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pendo_assets.batching import chunks
 from pendo_assets.sync.record.failure_store import metadata as shared_metadata
 from pendo_assets.sync.record.state_tables import (
+    HASH_BYTES,
+    STATE_TABLES,
     check_dialect,
-    lease_table,
-    migrate_state_table,
-    state_table,
+    hex_of,
+    record_table,
+    scope_table,
+    write_table,
 )
+from pendo_assets.sync.record.state_upgrade import upgrade_state
 from pendo_assets.sync.record.table_setup import create_tables_safely
 
 if TYPE_CHECKING:
@@ -177,7 +183,7 @@ class LeaseLost(RuntimeError):
 
 
 class StateStore:
-    """Reads and writes `pendo_sync_state` (and its leases) on SQLite or PostgreSQL."""
+    """Reads and writes the sync state (and its leases) on SQLite or PostgreSQL."""
 
     def __init__(self, engine: sa.Engine) -> None:
         check_dialect(engine)
@@ -191,18 +197,33 @@ class StateStore:
         )
 
     def ensure_tables(self, destination: str) -> None:
-        """Create missing tables (safe under concurrent first runs) and migrate old state."""
+        """Create missing tables (safe under concurrent first runs) and upgrade old state."""
         if not self._ready:
-            create_tables_safely(self.engine, [state_table, lease_table])
+            create_tables_safely(self.engine, STATE_TABLES)
             self._ready = True
         if destination not in self._migrated:
-            migrate_state_table(self.engine, destination)
+            upgrade_state(self.engine, destination)
             self._migrated.add(destination)
 
     def scope(self, destination: str, sync_name: str) -> StateScope:
         """The state of one sync at one destination."""
         self.ensure_tables(destination)
-        return StateScope(self, destination, sync_name)
+        return StateScope(self, destination, sync_name, self._scope_id(destination, sync_name))
+
+    def _scope_id(self, destination: str, sync_name: str) -> int:
+        """The number of a destination and sync, given it on first use (race-safe)."""
+        t = scope_table.c
+        find = sa.select(t.scope_id).where(t.destination == destination, t.sync_name == sync_name)
+        with self.engine.connect() as connection:
+            found = connection.execute(find).scalar()
+        if found is not None:
+            return int(found)
+        sqlite = self.engine.dialect.name == "sqlite"
+        insert = sqlite_insert if sqlite else postgresql_insert
+        add = insert(scope_table).values(destination=destination, sync_name=sync_name)
+        with self.write_transaction() as connection:
+            connection.execute(add.on_conflict_do_nothing())
+            return int(connection.execute(find).scalar_one())
 
     @contextmanager
     def write_transaction(self) -> Iterator[sa.Connection]:
@@ -213,18 +234,13 @@ class StateStore:
 
 
 class StateScope:
-    """What one sync has delivered to one destination."""
+    """What one sync has delivered to one destination (`scope_id`: their number)."""
 
-    def __init__(self, store: StateStore, destination: str, sync_name: str) -> None:
+    def __init__(self, store: StateStore, destination: str, sync_name: str, scope_id: int) -> None:
         self.store = store
         self.destination = destination
         self.sync_name = sync_name
-
-    def _where(self) -> list[sa.ColumnElement[bool]]:
-        return [
-            state_table.c.destination == self.destination,
-            state_table.c.sync_name == self.sync_name,
-        ]
+        self.scope_id = scope_id
 
     def known(self, keys: Sequence[str]) -> dict[str, str]:
         """The payload hash last accepted per key (absent keys were never accepted).
@@ -253,7 +269,7 @@ class StateScope:
             cursor = connection.connection.cursor()
             try:
                 for chunk in chunks(wanted, LOOKUP_CHUNK):
-                    params = (self.destination, self.sync_name, _JSON.encode(chunk))
+                    params = (self.scope_id, _JSON.encode(chunk))
                     answer = _fetch(connection, cursor, sql, params)[0][0]
                     if answer:  # PostgreSQL's aggregate of no rows is NULL
                         found.update(json.loads(answer) if isinstance(answer, str) else answer)
@@ -266,12 +282,10 @@ class StateScope:
 
     def has_legacy_event_keys(self) -> bool:
         """Whether events were recorded under content-hash keys (before event identity keys)."""
+        t = record_table.c
         statement = (
-            sa.select(state_table.c.record_key)
-            .where(
-                *self._where(),
-                state_table.c.record_key.like(f"{LEGACY_EVENT_KEY_PREFIX}%"),
-            )
+            sa.select(t.record_key)
+            .where(t.scope_id == self.scope_id, t.record_key.like(f"{LEGACY_EVENT_KEY_PREFIX}%"))
             .limit(1)
         )
         with self.store.engine.connect() as connection:
@@ -300,33 +314,47 @@ class StateScope:
     ) -> int:
         """`record` of several hand-overs in one transaction (the state writer's)."""
         keys, hashes, payloads = _columns_of_parts(parts)
+        if not keys:
+            return 0
+        packed = _hash_bytes(hashes)  # refused before the transaction, not inside it
         with self.store.write_transaction() as connection:
             if lease is not None:
                 lease.confirm(connection)
-            upsert = _set_upsert(connection, self.destination, self.sync_name, run_id)
+            write_id = connection.execute(
+                sa.insert(write_table)
+                .values(scope_id=self.scope_id, run_id=run_id, accepted_at=datetime.now(UTC))
+                .returning(write_table.c.write_id)
+            ).scalar_one()
+            upsert = _set_upsert(connection, self.scope_id, write_id)
             for start in range(0, len(keys), WRITE_CHUNK):
-                block = slice(start, start + WRITE_CHUNK)
-                upsert(keys[block], hashes[block], payloads[block])
+                end = start + WRITE_CHUNK
+                upsert(
+                    keys[start:end],
+                    packed[start * HASH_BYTES : end * HASH_BYTES],
+                    payloads[start:end],
+                )
         return len(keys)
 
     def count(self) -> int:
+        t = record_table.c
         with self.store.engine.connect() as connection:
             return connection.execute(
-                sa.select(sa.func.count()).select_from(state_table).where(*self._where())
+                sa.select(sa.func.count()).where(t.scope_id == self.scope_id)
             ).scalar_one()
 
 
 def _lookup_sql(dialect: str, column: str) -> str:
-    """The stored `column` of the keys in one JSON array parameter, as one JSON object."""
+    """The stored `column` of the keys in one JSON array parameter, as one JSON object (a hash
+    as the hex text Python compares)."""
+    table = record_table.name
+    value = hex_of(dialect, column) if column == "payload_hash" else column
     if dialect == "sqlite":
         return (
-            f"SELECT json_group_object(record_key, {column}) FROM {state_table.name} "
-            "WHERE destination = ? AND sync_name = ? "
+            f"SELECT json_group_object(record_key, {value}) FROM {table} WHERE scope_id = ? "
             f"AND record_key IN (SELECT value FROM json_each(?)) AND {column} IS NOT NULL"
         )
     return (
-        f"SELECT json_object_agg(record_key, {column}) FROM {state_table.name} "
-        "WHERE destination = %s AND sync_name = %s "
+        f"SELECT json_object_agg(record_key, {value}) FROM {table} WHERE scope_id = %s "
         "AND record_key IN (SELECT json_array_elements_text(%s::json)) "
         f"AND {column} IS NOT NULL"
     )
@@ -346,48 +374,65 @@ def _fetch(
         ) from error
 
 
-_COLUMNS = ("destination", "sync_name", "record_key", "payload_hash", "payload", "run_id")
-_UPDATED = ("payload_hash", "payload", "run_id", "accepted_at")
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_HASH_HEX = 2 * HASH_BYTES
 
-Upsert = Callable[[list[str], list[str], list[str | None]], None]
+Upsert = Callable[[list[str], bytes, list[str | None]], None]
 
 
-def _set_upsert(connection: sa.Connection, destination: str, sync_name: str, run_id: str) -> Upsert:
-    """One statement per block of rows, the rows handed over as one JSON array (built by the
-    C encoder) that the database itself takes apart: `json_each` on SQLite,
-    `json_array_elements` on PostgreSQL.
+def _hash_bytes(hashes: Sequence[str]) -> bytes:
+    """The hashes (hex) as one run of `HASH_BYTES` each, in order; anything else is refused
+    (the statement cuts the run at fixed offsets)."""
+    if hashes and set(map(len, hashes)) != {_HASH_HEX}:
+        raise ValueError(f"payload hashes must be {_HASH_HEX} hex characters each")
+    joined = bytes.fromhex("".join(hashes))
+    if len(joined) != HASH_BYTES * len(hashes):  # fromhex skips whitespace
+        raise ValueError(f"payload hashes must be {_HASH_HEX} hex characters each")
+    return joined
 
-    Row by row (`executemany`), sqlite3 binds seven parameters a row holding the GIL and gives
-    the GIL up and takes it back around every row's step: beside a busy thread each row waited
-    for its turn (measured: a million upserts beside a spinning thread did not finish in two
-    minutes; as one JSON array a block, 5.5 s). psycopg escapes each element of a list
-    parameter with a regular expression (about 10 us a key), so arrays are no way out there.
+
+def _set_upsert(connection: sa.Connection, scope_id: int, write_id: int) -> Upsert:
+    """One statement per block of rows: the keys as one JSON array (built by the C encoder)
+    that the database itself takes apart (`json_each` on SQLite, `json_array_elements_text` on
+    PostgreSQL), the hashes as one run of bytes cut at the key's position. Payloads, where kept,
+    ride with their key as a pair.
+
+    Row by row (`executemany`), sqlite3 binds the parameters of each row holding the GIL and
+    gives the GIL up and takes it back around every row's step: beside a busy thread each row
+    waited for its turn (measured: a million upserts beside a spinning thread did not finish in
+    two minutes). psycopg escapes each element of a list parameter with a regular expression
+    (about 10 us a key), so arrays are no way out there.
     """
-    now = datetime.now(UTC)
-    columns = ", ".join((*_COLUMNS, "accepted_at"))
-    updates = ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-    conflict = f"ON CONFLICT (destination, sync_name, record_key) DO UPDATE SET {updates}"
-    stamp: datetime | str
-    if connection.dialect.name == "sqlite":
-        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's DateTime text on SQLite
-        picked = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(3))
-        # "WHERE true": SQLite's rule for an upsert over a SELECT (else ON reads as a join's)
-        sql = (
-            f"INSERT INTO {state_table.name} ({columns}) SELECT ?, ?, {picked}, ?, ? "
-            f"FROM json_each(?) WHERE true {conflict}"
+    sqlite = connection.dialect.name == "sqlite"
+    table = record_table.name
+    columns = "scope_id, record_key, payload_hash, write_id, payload"
+    conflict = (
+        "ON CONFLICT (scope_id, record_key) DO UPDATE SET payload_hash = excluded.payload_hash, "
+        "write_id = excluded.write_id, payload = excluded.payload"
+    )
+    if sqlite:  # json_each numbers elements from 0; "WHERE true": SQLite's rule for an upsert
+        cut = f"substr(?, key * {HASH_BYTES} + 1, {HASH_BYTES})"
+        bare = f"SELECT ?, value, {cut}, ?, NULL FROM json_each(?) WHERE true"
+        pairs = (
+            f"SELECT ?, json_extract(value, '$[0]'), {cut}, ?, json_extract(value, '$[1]') "
+            "FROM json_each(?) WHERE true"
         )
-    else:
-        stamp = now
-        sql = (
-            f"INSERT INTO {state_table.name} ({columns}) "
-            "SELECT %s, %s, e->>0, e->>1, e->>2, %s, %s "
-            f"FROM json_array_elements(%s::json) AS rows(e) {conflict}"
+    else:  # WITH ORDINALITY numbers from 1
+        cut = f"substring(%s::bytea FROM (k.n - 1)::int * {HASH_BYTES} + 1 FOR {HASH_BYTES})"
+        bare = (
+            f"SELECT %s, k.value, {cut}, %s, NULL "
+            "FROM json_array_elements_text(%s::json) WITH ORDINALITY AS k(value, n)"
+        )
+        pairs = (
+            f"SELECT %s, k.value->>0, {cut}, %s, k.value->>1 "
+            "FROM json_array_elements(%s::json) WITH ORDINALITY AS k(value, n)"
         )
 
-    def upsert(keys: list[str], hashes: list[str], payloads: list[str | None]) -> None:
-        rows = _JSON.encode(list(zip(keys, hashes, payloads, strict=True)))
-        connection.exec_driver_sql(sql, (destination, sync_name, run_id, stamp, rows))
+    def upsert(keys: list[str], hashes: bytes, payloads: list[str | None]) -> None:
+        kept = payloads.count(None) < len(payloads)
+        rows = _JSON.encode(list(zip(keys, payloads, strict=True)) if kept else keys)
+        sql = f"INSERT INTO {table} ({columns}) {pairs if kept else bare} {conflict}"
+        connection.exec_driver_sql(sql, (scope_id, hashes, write_id, rows))
 
     return upsert
 

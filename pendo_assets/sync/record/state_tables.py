@@ -1,43 +1,63 @@
-"""The tables of sync state, and the in-place migration of state written before destinations.
+"""The tables of sync state, and `pendo_sync_state`, the view that reads them as one table.
 
-`pendo_sync_state` holds, per destination, sync and record key, what Pendo last accepted;
-`pendo_sync_leases` holds which run is syncing a partition to a destination right now.
+Per destination and sync (a scope, numbered in `pendo_sync_scopes`), `pendo_sync_records`
+holds what Pendo last accepted per record key: the payload hash as 16 bytes, the write that
+recorded it (`pendo_sync_writes`: run id and time, one row per state transaction) and, where a
+sync keeps them, the payload. One B-tree per record on SQLite (WITHOUT ROWID, keyed by scope
+number and key): the layout before this one repeated destination and sync name in a table
+and again in its primary-key index, five times the bytes per record, and writing them was the
+largest single cost of a first sync. `pendo_sync_leases` holds which run is syncing a
+partition to a destination right now.
 """
 
 from __future__ import annotations
-
-import logging
-import time
 
 import sqlalchemy as sa
 
 from pendo_assets.sync.record.failure_store import metadata as shared_metadata
 
-logger = logging.getLogger("pendo_assets.sync")
-
-STATE_TABLE = "pendo_sync_state"
+STATE_VIEW = "pendo_sync_state"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 DESTINATION_LENGTH = 300
+SYNC_NAME_LENGTH = 200
 RECORD_KEY_LENGTH = 512
+HASH_BYTES = 16  # a payload hash: blake2b, 16 bytes (32 hex characters in Python)
 
-state_table = sa.Table(
-    STATE_TABLE,
+scope_table = sa.Table(
+    "pendo_sync_scopes",
     shared_metadata,
-    # Where the record was accepted: base URL + one-way fingerprint of the credential.
-    sa.Column("destination", sa.String(DESTINATION_LENGTH), primary_key=True),
-    sa.Column("sync_name", sa.String(200), primary_key=True),
-    sa.Column("record_key", sa.String(RECORD_KEY_LENGTH), primary_key=True),
-    sa.Column("payload_hash", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("scope_id", sa.Integer, primary_key=True, autoincrement=True),
+    # Where records were accepted: base URL + one-way fingerprint of the credential.
+    sa.Column("destination", sa.String(DESTINATION_LENGTH), nullable=False),
+    sa.Column("sync_name", sa.String(SYNC_NAME_LENGTH), nullable=False),
+    sa.UniqueConstraint("destination", "sync_name", name="pendo_sync_scopes_destination_sync"),
+)
+
+write_table = sa.Table(
+    "pendo_sync_writes",
+    shared_metadata,
+    sa.Column("write_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope_id", sa.Integer, nullable=False),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+record_table = sa.Table(
+    "pendo_sync_records",
+    shared_metadata,
+    sa.Column("scope_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("record_key", sa.String(RECORD_KEY_LENGTH), primary_key=True),
+    sa.Column("payload_hash", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("write_id", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=True),
+    sqlite_with_rowid=False,
 )
 
 lease_table = sa.Table(
     "pendo_sync_leases",
     shared_metadata,
     sa.Column("destination", sa.String(DESTINATION_LENGTH), primary_key=True),
-    sa.Column("sync_name", sa.String(200), primary_key=True),
+    sa.Column("sync_name", sa.String(SYNC_NAME_LENGTH), primary_key=True),
     sa.Column("partition_key", sa.String(200), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),  # the run id, for messages
     sa.Column("token", sa.String(64), nullable=False),  # unique per acquisition: the fence
@@ -45,7 +65,24 @@ lease_table = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
-_MIGRATION_ATTEMPTS = 5
+STATE_TABLES = (scope_table, write_table, record_table, lease_table)
+
+
+def hex_of(dialect: str, column: str) -> str:
+    """SQL for the lowercase hex text of a bytes column (how Python spells a hash)."""
+    return f"lower(hex({column}))" if dialect == "sqlite" else f"encode({column}, 'hex')"
+
+
+def state_view_sql(dialect: str) -> str:
+    """`pendo_sync_state`: one row per record with its destination, sync, hash as hex, run and
+    time, for people and tools that query the state."""
+    return (
+        f"CREATE VIEW {STATE_VIEW} AS SELECT s.destination, s.sync_name, r.record_key, "
+        f"{hex_of(dialect, 'r.payload_hash')} AS payload_hash, r.payload, w.run_id, "
+        f"w.accepted_at FROM {record_table.name} r "
+        f"JOIN {scope_table.name} s ON s.scope_id = r.scope_id "
+        f"LEFT JOIN {write_table.name} w ON w.write_id = r.write_id"
+    )
 
 
 def check_dialect(engine: sa.Engine) -> None:
@@ -58,76 +95,3 @@ def check_dialect(engine: sa.Engine) -> None:
 
 class StateDatabaseError(RuntimeError):
     """The state database cannot hold sync state (wrong dialect, not writable)."""
-
-
-def migrate_state_table(engine: sa.Engine, destination: str) -> bool:
-    """Add `destination` to a `pendo_sync_state` written before it existed; True if migrated.
-
-    Rows already there were written for the Pendo this deployment pointed at; they are
-    assigned to `destination`, the first destination that opens the state after the upgrade.
-    Safe when several processes try at once: each attempt re-checks inside its transaction.
-    """
-    for attempt in range(_MIGRATION_ATTEMPTS):
-        if not _needs_migration(engine):
-            return False
-        try:
-            with engine.begin() as connection:
-                if engine.dialect.name == "postgresql":
-                    connection.exec_driver_sql(f"LOCK TABLE {STATE_TABLE} IN ACCESS EXCLUSIVE MODE")
-                if not _needs_migration(connection):
-                    return False
-                if engine.dialect.name == "postgresql":
-                    _migrate_postgresql(connection, destination)
-                else:
-                    _migrate_sqlite(connection, destination)
-        except sa.exc.OperationalError:  # another process holds or just did the migration
-            if attempt == _MIGRATION_ATTEMPTS - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-            continue
-        logger.warning(
-            "migrated table %s: existing rows now belong to destination %s",
-            STATE_TABLE,
-            destination,
-        )
-        return True
-    return False
-
-
-def _needs_migration(bind: sa.Engine | sa.Connection) -> bool:
-    inspector = sa.inspect(bind)
-    if not inspector.has_table(STATE_TABLE):
-        return False
-    return "destination" not in {c["name"] for c in inspector.get_columns(STATE_TABLE)}
-
-
-def _migrate_postgresql(connection: sa.Connection, destination: str) -> None:
-    connection.execute(
-        sa.text(
-            f"ALTER TABLE {STATE_TABLE} ADD COLUMN destination "
-            f"VARCHAR({DESTINATION_LENGTH}) NOT NULL DEFAULT ''"
-        )
-    )
-    connection.execute(sa.text(f"UPDATE {STATE_TABLE} SET destination = :d"), {"d": destination})
-    connection.execute(sa.text(f"ALTER TABLE {STATE_TABLE} ALTER COLUMN destination DROP DEFAULT"))
-    primary_key = sa.inspect(connection).get_pk_constraint(STATE_TABLE)["name"]
-    connection.execute(sa.text(f'ALTER TABLE {STATE_TABLE} DROP CONSTRAINT "{primary_key}"'))
-    connection.execute(
-        sa.text(f"ALTER TABLE {STATE_TABLE} ADD PRIMARY KEY (destination, sync_name, record_key)")
-    )
-
-
-def _migrate_sqlite(connection: sa.Connection, destination: str) -> None:
-    """SQLite cannot change a primary key: rebuild the table under the same name."""
-    old = f"{STATE_TABLE}_before_destinations"
-    connection.exec_driver_sql(f"ALTER TABLE {STATE_TABLE} RENAME TO {old}")
-    state_table.create(connection)
-    connection.execute(
-        sa.text(
-            f"INSERT INTO {STATE_TABLE} (destination, sync_name, record_key, payload_hash, "
-            "payload, run_id, accepted_at) SELECT :d, sync_name, record_key, payload_hash, "
-            f"payload, run_id, accepted_at FROM {old}"
-        ),
-        {"d": destination},
-    )
-    connection.exec_driver_sql(f"DROP TABLE {old}")

@@ -30,19 +30,23 @@ def create_tables_safely(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
     """
     for table in tables:
         if not _has_table(engine, table):
-            _ensure(partial(_has_table, engine, table), partial(_create_table, engine, table))
+            ensure_created(
+                partial(_has_table, engine, table), partial(_create_table, engine, table)
+            )
         inspector = sa.inspect(engine)
         indexes = {found["name"] for found in inspector.get_indexes(table.name, table.schema)}
         columns = {found["name"] for found in inspector.get_columns(table.name, table.schema)}
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             if index.name not in indexes:
-                _ensure(partial(_has_index, engine, index), partial(index.create, engine))
+                ensure_created(partial(_has_index, engine, index), partial(index.create, engine))
         for column in table.columns:
             if column.name not in columns and _addable(column):
-                _ensure(partial(_has_column, engine, column), partial(_add_column, engine, column))
+                ensure_created(
+                    partial(_has_column, engine, column), partial(_add_column, engine, column)
+                )
 
 
-def _ensure(exists: Callable[[], bool], create: Callable[[], None]) -> None:
+def ensure_created(exists: Callable[[], bool], create: Callable[[], None]) -> None:
     """Run `create`; after an error, done if `exists` now holds, else try again (then raise)."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
