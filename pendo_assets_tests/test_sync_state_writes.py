@@ -14,6 +14,7 @@ from pendo_assets.sync.record.state_store import (
     WRITE_CHUNK,
     Accepted,
     AcceptedRows,
+    Changes,
     StateScope,
     StateStore,
     stored_key,
@@ -175,3 +176,41 @@ def test_stored_payloads_are_read_only_where_one_was_kept(store: StateStore) -> 
 
     assert scope.payloads(["v-1", "v-2", "v-3"]) == {"v-1": '{"custom":{"plan":"pro"}}'}
     assert scope.known(["v-1", "v-2", "v-3"]) == {"v-1": h(1), "v-2": h(2)}
+
+
+def test_changes_give_the_indexes_of_new_and_changed_keys_and_leave_unchanged_ones_out(
+    store: StateStore,
+) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    scope.record("run-1", [("v-same", h("same"), None), ("v-edit", h("before"), None)])
+
+    changes = scope.changes(["v-new", "v-same", "v-edit"], [h("x"), h("same"), h("after")])
+
+    assert changes == Changes(new=[0], changed=[2])
+
+
+def test_changes_of_more_keys_than_one_query_count_indexes_from_the_first_key(
+    store: StateStore,
+) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    rows = LOOKUP_CHUNK + 3
+    keys = [f"v-{i}" for i in range(rows)]
+    stored = list(range(0, rows, 2))  # every other key accepted before
+    scope.record("run-1", AcceptedRows(keys, [h(k) for k in keys], None, stored))
+    edited = {LOOKUP_CHUNK - 2, LOOKUP_CHUNK + 2}  # stored keys, one in each query
+    hashes = [h(f"{k} edited") if i in edited else h(k) for i, k in enumerate(keys)]
+
+    changes = scope.changes(keys, hashes)
+
+    assert sorted(changes.new) == list(range(1, rows, 2))
+    assert sorted(changes.changed) == sorted(edited)
+
+
+def test_changes_find_keys_beyond_the_plain_length_and_odd_keys(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    odd = ["v" * (MAX_PLAIN_KEY + 1), 'v"1', "v\\2", "ünïcode ✓", "null"]
+    scope.record("run-1", [(key, h(key), None) for key in odd])
+
+    changes = scope.changes([*odd, "v-absent"], [h(key) for key in [*odd, "v-absent"]])
+
+    assert changes == Changes(new=[5], changed=[])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pandas as pd
@@ -25,10 +26,9 @@ def account_chunk(
     skipped = {**plan.skipped, **decision.skipped}
     report.skipped += len(skipped)
     report.skipped_reasons.update(skipped.values())
-    report.skipped_unchanged += sum(1 for w in decision.skipped.values() if w not in _NOT_UNCHANGED)
-    report.changed_after_delivery += sum(
-        1 for why in decision.skipped.values() if why == CHANGED_AFTER_DELIVERY
-    )
+    decided = Counter(decision.skipped.values())  # counted in C: a re-sync skips every row
+    report.skipped_unchanged += sum(n for why, n in decided.items() if why not in _NOT_UNCHANGED)
+    report.changed_after_delivery += decided[CHANGED_AFTER_DELIVERY]
     failures = dict(plan.failures)
     to_send = decision.send
     if dry_run:

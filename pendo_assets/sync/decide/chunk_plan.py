@@ -34,7 +34,7 @@ from pendo_assets.sync.decide.change_detection import (
 from pendo_assets.sync.prepare.field_types import MissingFieldsError, apply_schema
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata, prepare_metadata
 from pendo_assets.sync.prepare.track_rows import PreparedEvents, prepare_events
-from pendo_assets.sync.record.state_store import StateScope
+from pendo_assets.sync.record.state_store import Changes, StateScope
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import EVENT_ID_TARGET, SyncSpec
 
@@ -143,7 +143,7 @@ class Planner:
         decision = (
             decide_metadata(
                 keyed,
-                scope.known(keyed.keys),
+                scope.changes(keyed.keys, keyed.hashes),
                 mode=self._spec.mode,
                 full_refresh=self._full_refresh,
             )
@@ -180,7 +180,7 @@ class Planner:
             keyed = key_events(prepared)
             decision = decide_events(
                 keyed,
-                self._known_events(scope, keyed),
+                self._event_changes(scope, keyed),
                 resend=self._resend,
                 by_event_id=prepared.event_ids is not None,
                 seen=self._seen_events,
@@ -191,19 +191,16 @@ class Planner:
             )
         return Plan(offset, prepared, keyed, decision)
 
-    def _known_events(self, scope: StateScope, keyed: Keyed) -> dict[str, str]:
-        """Delivered events by identity key, plus those recorded under older content-hash keys.
-
-        State written before identity keys holds content hashes: an event found under one was
-        delivered with exactly this content, so it counts as delivered under its identity key.
-        """
-        known = scope.known(keyed.keys)
+    def _event_changes(self, scope: StateScope, keyed: Keyed) -> Changes:
+        """Events never delivered or delivered with other content, by identity key; an event
+        that is new by identity but recorded under an older content-hash key was delivered with
+        exactly this content, so it counts as delivered (state written before identity keys)."""
+        changes = scope.changes(keyed.keys, keyed.hashes)
         if self._legacy_keys is None:
             self._legacy_keys = scope.has_legacy_event_keys()
-        if self._legacy_keys:
-            legacy = legacy_event_keys(keyed)
+        if self._legacy_keys and changes.new:
+            legacy = legacy_event_keys(keyed, changes.new)
             found = scope.known(legacy)
-            for key, old, payload_hash in zip(keyed.keys, legacy, keyed.hashes, strict=True):
-                if old in found and key not in known:
-                    known[key] = payload_hash
-        return known
+            still_new = [i for i, old in zip(changes.new, legacy, strict=True) if old not in found]
+            changes = Changes(still_new, changes.changed)
+        return changes

@@ -178,6 +178,13 @@ def _columns_of_parts(
     return keys, hashes, payloads
 
 
+class Changes(NamedTuple):
+    """Indexes of the keys Pendo never accepted, and of those accepted with another hash."""
+
+    new: list[int]
+    changed: list[int]
+
+
 class LeaseLost(RuntimeError):
     """This run's claim on the partition expired and another run took it: stop sending."""
 
@@ -280,6 +287,37 @@ class StateScope:
         by_stored = dict(zip(wanted, keys, strict=True))
         return {by_stored[stored]: value for stored, value in found.items()}
 
+    def changes(self, keys: Sequence[str], hashes: Sequence[str]) -> Changes:
+        """Which of `keys` Pendo never accepted, and which it accepted with another hash than
+        the one given beside it (indexes into `keys`); the rest are unchanged.
+
+        The database compares: keys go in as one JSON array and hashes as one run of bytes per
+        `LOOKUP_CHUNK` keys, and only the indexes of new and changed keys come back, as text.
+        An unchanged chunk answers two NULLs: no hash crosses into Python, none is decoded
+        (returning every stored hash as a JSON object cost about twice the lookup itself).
+        """
+        plain = not keys or max(map(len, keys)) <= MAX_PLAIN_KEY  # the common case
+        wanted = list(keys) if plain else [stored_key(key) for key in keys]
+        packed = _hash_bytes(hashes)
+        if len(wanted) != len(hashes):
+            raise ValueError("changes() needs one hash per key")
+        sql = _changes_sql(self.store.engine.dialect.name)
+        new: list[int] = []
+        changed: list[int] = []
+        with self.store.engine.connect() as connection:
+            cursor = connection.connection.cursor()  # as in `_lookup`
+            try:
+                for start in range(0, len(wanted), LOOKUP_CHUNK):
+                    end = start + LOOKUP_CHUNK
+                    block = packed[start * HASH_BYTES : end * HASH_BYTES]
+                    params = (block, _JSON.encode(wanted[start:end]), self.scope_id)
+                    absent, differing = _fetch(connection, cursor, sql, params)[0]
+                    new += _indexes(absent, start)
+                    changed += _indexes(differing, start)
+            finally:
+                cursor.close()
+        return Changes(new, changed)
+
     def has_legacy_event_keys(self) -> bool:
         """Whether events were recorded under content-hash keys (before event identity keys)."""
         t = record_table.c
@@ -358,6 +396,39 @@ def _lookup_sql(dialect: str, column: str) -> str:
         "AND record_key IN (SELECT json_array_elements_text(%s::json)) "
         f"AND {column} IS NOT NULL"
     )
+
+
+def _changes_sql(dialect: str) -> str:
+    """(indexes of absent keys, of keys stored with another hash), each as comma-separated
+    text or NULL; parameters: the hashes' bytes, the keys as a JSON array, the scope."""
+    table = record_table.name
+    if dialect == "sqlite":  # json_each numbers elements from 0
+        differs = f"r.payload_hash <> substr(?, j.key * {HASH_BYTES} + 1, {HASH_BYTES})"
+        return (
+            "SELECT group_concat(CASE WHEN r.record_key IS NULL THEN j.key END), "
+            f"group_concat(CASE WHEN {differs} THEN j.key END) "
+            f"FROM json_each(?) j LEFT JOIN {table} r "
+            "ON r.scope_id = ? AND r.record_key = j.value"
+        )
+    # The hashes once, as a one-row table: each %s is a parameter of its own.
+    differs = (
+        f"r.payload_hash <> substring(h.b FROM (k.n - 1)::int * {HASH_BYTES} + 1 FOR {HASH_BYTES})"
+    )
+    return (
+        "SELECT string_agg((k.n - 1)::text, ',') FILTER (WHERE r.record_key IS NULL), "
+        f"string_agg((k.n - 1)::text, ',') FILTER (WHERE {differs}) "
+        "FROM (SELECT %s::bytea AS b) h "
+        "CROSS JOIN json_array_elements_text(%s::json) WITH ORDINALITY AS k(value, n) "
+        f"LEFT JOIN {table} r ON r.scope_id = %s AND r.record_key = k.value"
+    )
+
+
+def _indexes(text: str | None, offset: int) -> list[int]:
+    """`"0,4,7"` (or NULL: none) as indexes, each plus `offset`."""
+    if not text:
+        return []
+    found = map(int, text.split(","))
+    return [offset + i for i in found] if offset else list(found)
 
 
 def _fetch(
@@ -440,6 +511,7 @@ def _set_upsert(connection: sa.Connection, scope_id: int, write_id: int) -> Upse
 __all__ = [
     "Accepted",
     "AcceptedRow",
+    "Changes",
     "LeaseLost",
     "StateScope",
     "StateStore",
