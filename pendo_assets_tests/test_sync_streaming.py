@@ -225,7 +225,7 @@ def test_an_internal_error_in_a_later_chunk_fails_that_chunk_and_the_rest_not_th
     assert set(sandbox.state()["metadata"]["visitor"]) == {"v-1"}
 
 
-def test_the_source_is_read_at_most_two_chunks_ahead_of_delivery(
+def test_the_source_is_read_at_most_three_chunks_ahead_of_delivery(
     sandbox: SandboxServer, client: PendoClient, state: StateStore
 ) -> None:
     pulled: list[int] = []
@@ -247,4 +247,7 @@ def test_the_source_is_read_at_most_two_chunks_ahead_of_delivery(
     report = run_sync(VISITORS, chunks(), client, partition_key=PARTITION, state=state)
 
     assert report.sent == 8
-    assert all(seen - sent <= 3 for sent, seen in enumerate(pulled_when_sent, start=1))
+    # One chunk read ahead by the reader and one planned ahead by the planner, each handed
+    # over through a queue of one, plus the one each thread holds while its queue is full.
+    assert all(seen - sent <= 4 for sent, seen in enumerate(pulled_when_sent, start=1))
+    assert max(seen - sent for sent, seen in enumerate(pulled_when_sent, start=1)) >= 3

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,10 +156,9 @@ def _run_stream(
         preflight=options.preflight,
         now_ms=options.now_ms,
     )
-    chunks = [rows] if isinstance(rows, pd.DataFrame) else rows
     send = _Sender(spec, client, options, scope, lease, pacing)
     try:
-        with Prefetched(_planned(iter(chunks), planner)) as plans:
+        with _read_ahead(rows) as chunks, Prefetched(_planned(iter(chunks), planner)) as plans:
             _deliver_all(plans, spec, options, send, stop, report, log)
     finally:
         unrecorded = send.close()
@@ -212,6 +212,15 @@ def _deliver_all(
                 retryable = not isinstance(outcome.abort_cause, PendoAuthError)
                 stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
         account_chunk(report, item, outcome, dry_run=options.dry_run)
+
+
+def _read_ahead(rows: Rows) -> AbstractContextManager[Iterable[pd.DataFrame]]:
+    """A streamed partition is read one chunk ahead in a thread of its own, so the database
+    works out the next rows (the driver waits without the GIL) while this chunk is prepared
+    and decided; a frame given whole is its only chunk."""
+    if isinstance(rows, pd.DataFrame):
+        return nullcontext([rows])
+    return Prefetched(iter(rows), name="pendo-read")
 
 
 def _planned(chunks: Iterator[pd.DataFrame], planner: Planner) -> Iterator[object]:
