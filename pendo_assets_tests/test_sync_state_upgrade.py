@@ -5,6 +5,7 @@ again because of an upgrade, and the old name still answers queries, as a view."
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pendo_assets.sync.decide.record_keys import digest
 from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.record.state_tables import STATE_TABLES
 from pendo_assets.sync.record.table_setup import create_tables_safely
+from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases
 
 US = "https://app.pendo.example#0123456789abcdef"
 EU = "https://app.eu.pendo.example#fedcba9876543210"
@@ -110,36 +112,78 @@ def test_an_old_hash_that_is_not_hex_matches_nothing_so_its_record_goes_out_once
     assert found["v-1"] != digest("anything")
 
 
-def test_processes_upgrading_the_same_database_at_once_copy_each_record_once(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    first = state_engine(url)
-    write_previous_release_state(first, OLD_ROWS)
-    engines = [first, *(state_engine(url) for _ in range(3))]
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabases]:
+    yield from open_databases(request, tmp_path)
+
+
+def engines_on_a_new_database(databases: StateDatabases, count: int) -> list[sa.Engine]:
+    """`count` engines ("processes") on one new, empty state database."""
+    factory = databases.new()
+    if databases.backend != "sqlite":
+        return [factory() for _ in range(count)]
+    url = factory().url.render_as_string(hide_password=False)
+    return [state_engine(url) for _ in range(count)]  # WAL and BEGIN IMMEDIATE, as in runs
+
+
+def open_at_once(engines: list[sa.Engine], destination: str, sync: str) -> list[Any]:
+    """Each engine's StateStore opens the scope at the same moment: (scope id, known) or the
+    error it raised."""
     barrier = threading.Barrier(len(engines))
-    found: list[dict[str, str]] = []
-    errors: list[BaseException] = []
+    results: list[Any] = []
 
     def open_state(engine: sa.Engine) -> None:
         barrier.wait()
         try:
-            found.append(StateStore(engine).scope(US, "visitors").known(["v-1", "v-2"]))
-        except BaseException as error:  # reported below
-            errors.append(error)
+            scope = StateStore(engine).scope(destination, sync)
+            results.append((scope.scope_id, scope.known(["v-1", "v-2"])))
+        except BaseException as error:  # every error is a finding
+            results.append(error)
 
     threads = [threading.Thread(target=open_state, args=(e,)) for e in engines]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
 
-    assert errors == []
-    assert found == [{"v-1": digest("v-1 payload"), "v-2": digest("v-2 payload")}] * 4
-    with first.connect() as connection:
-        assert connection.exec_driver_sql("SELECT count(*) FROM pendo_sync_records").scalar() == 4
-    for engine in engines:
-        engine.dispose()
+
+@BACKENDS
+def test_processes_upgrading_the_same_database_at_once_copy_each_record_once(
+    databases: StateDatabases,
+) -> None:
+    for _ in range(3):
+        engines = engines_on_a_new_database(databases, 4)
+        write_previous_release_state(engines[0], OLD_ROWS)
+
+        results = open_at_once(engines, US, "visitors")
+
+        found = {"v-1": digest("v-1 payload"), "v-2": digest("v-2 payload")}
+        assert [known for _, known in results] == [found] * 4, results
+        assert len({scope_id for scope_id, _ in results}) == 1
+        assert state_rows(engines[0]) == set(OLD_ROWS)
+        with engines[0].connect() as connection:  # copied once: one write per old run and scope
+            count = "SELECT count(*) FROM {}"
+            assert connection.exec_driver_sql(count.format("pendo_sync_records")).scalar() == 4
+            assert connection.exec_driver_sql(count.format("pendo_sync_writes")).scalar() == 4
+        for engine in engines:
+            engine.dispose()
+
+
+@BACKENDS
+def test_processes_opening_a_new_state_database_at_once_share_one_scope_and_the_view(
+    databases: StateDatabases,
+) -> None:
+    for _ in range(3):
+        engines = engines_on_a_new_database(databases, 4)
+
+        results = open_at_once(engines, US, "visitors")
+
+        assert [known for _, known in results] == [{}] * 4, results
+        assert len({scope_id for scope_id, _ in results}) == 1
+        assert "pendo_sync_state" in sa.inspect(engines[0]).get_view_names()
+        for engine in engines:
+            engine.dispose()
 
 
 def test_an_upgrade_that_fails_half_way_leaves_the_old_table_as_it_was(tmp_path: Path) -> None:

@@ -72,14 +72,9 @@ def _copy_old_rows(connection: sa.Connection, destination: str) -> int:
     dialect = connection.dialect.name
     columns = {c["name"] for c in sa.inspect(connection).get_columns(STATE_VIEW)}
     # A table from before destinations: its rows belong to `destination`.
-    plain, aliased = (
-        ("destination", "o.destination")
-        if "destination" in columns
-        else (
-            ":destination",
-            ":destination",
-        )
-    )
+    since_destinations = "destination" in columns
+    plain = "destination" if since_destinations else ":destination"
+    aliased = "o.destination" if since_destinations else ":destination"
     old = STATE_VIEW
     scopes, writes, records = scope_table.name, write_table.name, record_table.name
     if dialect == "sqlite":
