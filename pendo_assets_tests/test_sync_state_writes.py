@@ -214,3 +214,13 @@ def test_changes_find_keys_beyond_the_plain_length_and_odd_keys(store: StateStor
     changes = scope.changes([*odd, "v-absent"], [h(key) for key in [*odd, "v-absent"]])
 
     assert changes == Changes(new=[5], changed=[])
+
+
+def test_changes_in_a_scope_with_nothing_stored_name_every_key_new(store: StateStore) -> None:
+    scope = store.scope(DESTINATION, "visitors")
+    store.scope(DESTINATION, "accounts").record("run-1", [("v-1", h("v-1"), None)])
+    keys = [f"v-{i}" for i in range(LOOKUP_CHUNK + 3)]
+
+    changes = scope.changes(keys, [h(key) for key in keys])
+
+    assert changes == Changes(new=list(range(LOOKUP_CHUNK + 3)), changed=[])

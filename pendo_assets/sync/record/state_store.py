@@ -310,9 +310,11 @@ class StateScope:
                 for start in range(0, len(wanted), LOOKUP_CHUNK):
                     end = start + LOOKUP_CHUNK
                     block = packed[start * HASH_BYTES : end * HASH_BYTES]
-                    params = (block, _JSON.encode(wanted[start:end]), self.scope_id)
-                    absent, differing = _fetch(connection, cursor, sql, params)[0]
-                    new += _indexes(absent, start)
+                    keys = wanted[start:end]
+                    params = (block, _JSON.encode(keys), self.scope_id)
+                    found, absent, differing = _fetch(connection, cursor, sql, params)[0]
+                    # None stored (a first sync): every key is new, no list to take apart.
+                    new += range(start, start + len(keys)) if not found else _indexes(absent, start)
                     changed += _indexes(differing, start)
             finally:
                 cursor.close()
@@ -399,13 +401,15 @@ def _lookup_sql(dialect: str, column: str) -> str:
 
 
 def _changes_sql(dialect: str) -> str:
-    """(indexes of absent keys, of keys stored with another hash), each as comma-separated
-    text or NULL; parameters: the hashes' bytes, the keys as a JSON array, the scope."""
+    """(how many keys are stored, indexes of absent keys, of keys stored with another hash),
+    the indexes as comma-separated text or NULL; parameters: the hashes' bytes, the keys as a
+    JSON array, the scope."""
     table = record_table.name
     if dialect == "sqlite":  # json_each numbers elements from 0
         differs = f"r.payload_hash <> substr(?, j.key * {HASH_BYTES} + 1, {HASH_BYTES})"
         return (
-            "SELECT group_concat(CASE WHEN r.record_key IS NULL THEN j.key END), "
+            "SELECT count(r.record_key), "
+            "group_concat(CASE WHEN r.record_key IS NULL THEN j.key END), "
             f"group_concat(CASE WHEN {differs} THEN j.key END) "
             f"FROM json_each(?) j LEFT JOIN {table} r "
             "ON r.scope_id = ? AND r.record_key = j.value"
@@ -415,7 +419,8 @@ def _changes_sql(dialect: str) -> str:
         f"r.payload_hash <> substring(h.b FROM (k.n - 1)::int * {HASH_BYTES} + 1 FOR {HASH_BYTES})"
     )
     return (
-        "SELECT string_agg((k.n - 1)::text, ',') FILTER (WHERE r.record_key IS NULL), "
+        "SELECT count(r.record_key), "
+        "string_agg((k.n - 1)::text, ',') FILTER (WHERE r.record_key IS NULL), "
         f"string_agg((k.n - 1)::text, ',') FILTER (WHERE {differs}) "
         "FROM (SELECT %s::bytea AS b) h "
         "CROSS JOIN json_array_elements_text(%s::json) WITH ORDINALITY AS k(value, n) "
