@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -102,6 +102,14 @@ def stored_key(record_key: str) -> str:
     return f"sha256:{digest}"
 
 
+def _as_stored(keys: Sequence[str]) -> tuple[list[str], bool]:
+    """The keys as stored, and whether that is the keys themselves (none beyond the plain
+    length: the common case, checked in C)."""
+    if not keys or max(map(len, keys)) <= MAX_PLAIN_KEY:
+        return list(keys), True
+    return list(map(stored_key, keys)), False
+
+
 class Accepted(NamedTuple):
     """One record Pendo confirmed: its key, its payload hash and (metadata only) the payload.
 
@@ -167,8 +175,7 @@ def _columns_of_parts(
         keys += k
         hashes += h
         payloads += p
-    if keys and max(map(len, keys)) > MAX_PLAIN_KEY:
-        keys = list(map(stored_key, keys))
+    keys, _ = _as_stored(keys)
     if len(set(keys)) < len(keys):
         last = {key: i for i, key in enumerate(keys)}
         kept = sorted(last.values())
@@ -266,22 +273,20 @@ class StateScope:
         """One query per `LOOKUP_CHUNK` keys: the keys go in as one JSON array and the answer
         comes back as one JSON object (key -> value), so neither side handles a row at a time
         in Python (and sqlite3 does not give up the GIL and wait for it again per row)."""
-        plain = not keys or max(map(len, keys)) <= MAX_PLAIN_KEY  # the common case
-        wanted = list(keys) if plain else [stored_key(key) for key in keys]
+        wanted, plain = _as_stored(keys)
         sql = _lookup_sql(self.store.engine.dialect.name, column)
         found: dict[str, str] = {}
-        with self.store.engine.connect() as connection:
-            # Straight through the driver's cursor: SQLAlchemy's result machinery costs more
-            # than this query.
-            cursor = connection.connection.cursor()
-            try:
-                for chunk in chunks(wanted, LOOKUP_CHUNK):
-                    params = (self.scope_id, _JSON.encode(chunk))
-                    answer = _fetch(connection, cursor, sql, params)[0][0]
-                    if answer:  # PostgreSQL's aggregate of no rows is NULL
-                        found.update(json.loads(answer) if isinstance(answer, str) else answer)
-            finally:
-                cursor.close()
+        # Straight through the driver's cursor: SQLAlchemy's result machinery costs more than
+        # this query.
+        with (
+            self.store.engine.connect() as connection,
+            closing(connection.connection.cursor()) as cursor,
+        ):
+            for chunk in chunks(wanted, LOOKUP_CHUNK):
+                params = (self.scope_id, _JSON.encode(chunk))
+                answer = _fetch(connection, cursor, sql, params)[0][0]
+                if answer:  # PostgreSQL's aggregate of no rows is NULL
+                    found.update(json.loads(answer) if isinstance(answer, str) else answer)
         if plain:
             return found
         by_stored = dict(zip(wanted, keys, strict=True))
@@ -296,28 +301,29 @@ class StateScope:
         An unchanged chunk answers two NULLs: no hash crosses into Python, none is decoded
         (returning every stored hash as a JSON object cost about twice the lookup itself).
         """
-        plain = not keys or max(map(len, keys)) <= MAX_PLAIN_KEY  # the common case
-        wanted = list(keys) if plain else [stored_key(key) for key in keys]
-        packed = _hash_bytes(hashes)
-        if len(wanted) != len(hashes):
+        if len(keys) != len(hashes):
             raise ValueError("changes() needs one hash per key")
+        wanted, _ = _as_stored(keys)
+        packed = _hash_bytes(hashes)
         sql = _changes_sql(self.store.engine.dialect.name)
         new: list[int] = []
         changed: list[int] = []
-        with self.store.engine.connect() as connection:
-            cursor = connection.connection.cursor()  # as in `_lookup`
-            try:
-                for start in range(0, len(wanted), LOOKUP_CHUNK):
-                    end = start + LOOKUP_CHUNK
-                    block = packed[start * HASH_BYTES : end * HASH_BYTES]
-                    keys = wanted[start:end]
-                    params = (block, _JSON.encode(keys), self.scope_id)
-                    found, absent, differing = _fetch(connection, cursor, sql, params)[0]
-                    # None stored (a first sync): every key is new, no list to take apart.
-                    new += range(start, start + len(keys)) if not found else _indexes(absent, start)
-                    changed += _indexes(differing, start)
-            finally:
-                cursor.close()
+        with (
+            self.store.engine.connect() as connection,
+            closing(connection.connection.cursor()) as cursor,
+        ):
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                end = start + LOOKUP_CHUNK
+                block = wanted[start:end]
+                params = (
+                    packed[start * HASH_BYTES : end * HASH_BYTES],
+                    _JSON.encode(block),
+                    self.scope_id,
+                )
+                found, absent, differing = _fetch(connection, cursor, sql, params)[0]
+                # None stored (a first sync): every key is new, no list to take apart.
+                new += range(start, start + len(block)) if not found else _indexes(absent, start)
+                changed += _indexes(differing, start)
         return Changes(new, changed)
 
     def has_legacy_event_keys(self) -> bool:
