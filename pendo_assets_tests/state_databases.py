@@ -6,9 +6,11 @@ engines race the way separate runs do.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -85,3 +87,23 @@ def state_engine_for(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engin
         request.getfixturevalue("postgres_url"),
         connect_args={"options": f"-c search_path={schema}"},
     )
+
+
+def race(*calls: Callable[[], Any]) -> list[BaseException]:
+    """Run the calls in threads released at the same moment; the errors they raised."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            call()
+        except BaseException as error:  # every error is a finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -4,8 +4,8 @@ again because of an upgrade, and the old name still answers queries, as a view."
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from pendo_assets.sync.decide.record_keys import digest
 from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.record.state_tables import STATE_TABLES
 from pendo_assets.sync.record.table_setup import create_tables_safely
-from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases
+from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases, race
 
 US = "https://app.pendo.example#0123456789abcdef"
 EU = "https://app.eu.pendo.example#fedcba9876543210"
@@ -126,26 +126,18 @@ def engines_on_a_new_database(databases: StateDatabases, count: int) -> list[sa.
     return [state_engine(url) for _ in range(count)]  # WAL and BEGIN IMMEDIATE, as in runs
 
 
-def open_at_once(engines: list[sa.Engine], destination: str, sync: str) -> list[Any]:
-    """Each engine's StateStore opens the scope at the same moment: (scope id, known) or the
-    error it raised."""
-    barrier = threading.Barrier(len(engines))
-    results: list[Any] = []
+def open_at_once(
+    engines: list[sa.Engine], destination: str, sync: str
+) -> list[tuple[int, dict[str, str]]]:
+    """Each engine's StateStore opens the scope at the same moment: (scope id, known)."""
+    opened: list[tuple[int, dict[str, str]]] = []
 
     def open_state(engine: sa.Engine) -> None:
-        barrier.wait()
-        try:
-            scope = StateStore(engine).scope(destination, sync)
-            results.append((scope.scope_id, scope.known(["v-1", "v-2"])))
-        except BaseException as error:  # every error is a finding
-            results.append(error)
+        scope = StateStore(engine).scope(destination, sync)
+        opened.append((scope.scope_id, scope.known(["v-1", "v-2"])))
 
-    threads = [threading.Thread(target=open_state, args=(e,)) for e in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    assert race(*(partial(open_state, engine) for engine in engines)) == []
+    return opened
 
 
 @BACKENDS

@@ -4,12 +4,10 @@ released together by a barrier, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +16,7 @@ from pendo_assets.sync.record.failure_store import FailureStore, failures_table
 from pendo_assets.sync.record.partition_runs import partition_runs_table
 from pendo_assets.sync.record.table_setup import create_tables_safely
 from pendo_assets.sync.results import RowFailure
-from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases
+from pendo_assets_tests.state_databases import BACKENDS, StateDatabases, open_databases, race
 
 TRIALS = 20
 STARTED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
@@ -28,26 +26,6 @@ FAILURES_COLUMNS = [c.name for c in failures_table.columns]
 @pytest.fixture
 def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabases]:
     yield from open_databases(request, tmp_path)
-
-
-def race(*calls: Callable[[], Any]) -> list[BaseException]:
-    """Run the calls in threads released at the same moment; the errors they raised."""
-    barrier = threading.Barrier(len(calls))
-    errors: list[BaseException] = []
-
-    def run(call: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            call()
-        except BaseException as error:  # every error is a finding
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def layout(engine: sa.Engine, table: str) -> tuple[list[str], list[str]]:
