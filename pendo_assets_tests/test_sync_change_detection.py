@@ -120,6 +120,52 @@ def test_a_second_run_of_an_unchanged_partition_sends_no_request(
     assert second.skipped_reasons == {UNCHANGED: 50}
 
 
+def test_a_first_sync_compares_no_chunk_with_the_state(
+    client: PendoClient, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[int] = []
+    original = StateScope.changes
+
+    def counting(self: StateScope, keys: Any, hashes: Any) -> Any:
+        compared.append(len(keys))
+        return original(self, keys, hashes)
+
+    monkeypatch.setattr(StateScope, "changes", counting)
+    chunks = [visitor_frame(30).iloc[i : i + 10] for i in range(0, 30, 10)]
+    first = run_sync(
+        visitors(),
+        chunks,
+        client,
+        partition_key=PARTITION,
+        options=SyncOptions(max_in_flight=4, run_id="run-1"),
+        state=state,
+    )
+    second = run(visitors(), visitor_frame(30), client, state)
+
+    assert (first.sent, first.requests) == (30, 3)
+    assert compared == [30]  # only the second run, whose sync had state by then
+    assert (second.sent, second.skipped_unchanged) == (0, 30)
+
+
+def test_another_partitions_records_are_compared_on_a_partitions_first_sync(
+    sandbox: Any, client: PendoClient, state: StateStore
+) -> None:
+    run(visitors(), visitor_frame(20), client, state)
+    sandbox.reset()
+    report = run_sync(
+        visitors(),
+        visitor_frame(25),
+        client,
+        partition_key="2026-11-03",
+        options=SyncOptions(max_in_flight=4, run_id="run-2"),
+        state=state,
+    )
+
+    [body] = sent_bodies(sandbox, CUSTOM)
+    assert [r["visitorId"] for r in body] == [f"v-{i}" for i in range(20, 25)]
+    assert (report.sent, report.skipped_unchanged) == (5, 20)
+
+
 def test_changing_ten_rows_sends_exactly_those_ten(
     sandbox: Any, client: PendoClient, state: StateStore
 ) -> None:

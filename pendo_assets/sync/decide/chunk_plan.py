@@ -126,6 +126,7 @@ class Planner:
         self._seen_events: set[str] = set()
         self._schema: MetadataSchema | None = None
         self._legacy_keys: bool | None = None
+        self._nothing_recorded: bool | None = None  # when the first chunk was planned
         self.older_than_window = 0
 
     def plan(self, frame: pd.DataFrame, offset: int) -> Plan:
@@ -143,7 +144,7 @@ class Planner:
         decision = (
             decide_metadata(
                 keyed,
-                scope.changes(keyed.keys, keyed.hashes),
+                self._changes(scope, keyed),
                 mode=self._spec.mode,
                 full_refresh=self._full_refresh,
             )
@@ -191,11 +192,26 @@ class Planner:
             )
         return Plan(offset, prepared, keyed, decision)
 
+    def _changes(self, scope: StateScope, keyed: Keyed) -> Changes:
+        """New and changed keys of a chunk. A sync with nothing recorded when its partition's
+        first chunk was planned (a first sync: the run holds the partition's lease, so no other
+        run of it has written since) compares no chunk: its keys are all new, and a key does not
+        come back in a later chunk (metadata chunks never split an id; events already seen in
+        the partition are caught before this). Saves one lookup query per chunk of a first sync.
+        """
+        if self._nothing_recorded is None:
+            self._nothing_recorded = scope.is_empty()
+        if self._nothing_recorded:
+            return Changes(list(range(len(keyed.keys))), [])
+        return scope.changes(keyed.keys, keyed.hashes)
+
     def _event_changes(self, scope: StateScope, keyed: Keyed) -> Changes:
         """Events never delivered or delivered with other content, by identity key; an event
         that is new by identity but recorded under an older content-hash key was delivered with
         exactly this content, so it counts as delivered (state written before identity keys)."""
-        changes = scope.changes(keyed.keys, keyed.hashes)
+        changes = self._changes(scope, keyed)
+        if self._nothing_recorded:
+            return changes
         if self._legacy_keys is None:
             self._legacy_keys = scope.has_legacy_event_keys()
         if self._legacy_keys and changes.new:

@@ -326,6 +326,13 @@ class StateScope:
                 changed += _indexes(differing, start)
         return Changes(new, changed)
 
+    def is_empty(self) -> bool:
+        """Whether nothing was ever recorded for this sync and destination."""
+        t = record_table.c
+        statement = sa.select(t.record_key).where(t.scope_id == self.scope_id).limit(1)
+        with self.store.engine.connect() as connection:
+            return connection.execute(statement).first() is None
+
     def has_legacy_event_keys(self) -> bool:
         """Whether events were recorded under content-hash keys (before event identity keys)."""
         t = record_table.c
