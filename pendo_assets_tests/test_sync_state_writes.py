@@ -98,7 +98,7 @@ def test_a_write_larger_than_one_statement_stores_every_row(store: StateStore) -
 
 
 @pytest.mark.parametrize(
-    "bad", ["h2", h(2).upper()[:31], h(2)[:28] + " " + h(2)[28:30] + " "], ids=str
+    "bad", ["h2", h(2).upper()[:31], h(2)[:28] + " " + h(2)[28:30] + " ", "z" * 32], ids=str
 )
 def test_a_hash_that_is_not_32_hex_characters_is_refused_and_nothing_is_written(
     store: StateStore, bad: str

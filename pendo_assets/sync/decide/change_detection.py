@@ -41,12 +41,13 @@ EVENT_ID_REUSED = (
 
 @dataclass
 class Keyed:
-    """Per sendable row: its record key, payload JSON and hash (aligned with `positions`)."""
+    """Per sendable row: its record key, payload JSON and hash (aligned with `positions`;
+    the hashes as one run of 16 bytes each)."""
 
     positions: np.ndarray
     keys: list[str]
     payloads: list[str]
-    hashes: list[str]
+    hashes: bytes
 
 
 def key_metadata(prepared: PreparedMetadata) -> Keyed:

@@ -175,7 +175,7 @@ class Planner:
         self.older_than_window += prepared.older_than_window
         scope = self._scope
         if scope is None:
-            keyed = Keyed(prepared.sendable, [], [], [])
+            keyed = Keyed(prepared.sendable, [], [], b"")
             decision = Decision.send_all(prepared.sendable)
         else:
             keyed = key_events(prepared)

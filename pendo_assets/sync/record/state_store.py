@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pendo_assets.batching import chunks
 from pendo_assets.sync.record.failure_store import metadata as shared_metadata
+from pendo_assets.sync.record.packed_hashes import Hashes, hex_list, packed, pick
 from pendo_assets.sync.record.state_tables import (
     HASH_BYTES,
     STATE_TABLES,
@@ -126,61 +127,65 @@ AcceptedRow = tuple[str, str, str | None]
 
 
 class AcceptedRows:
-    """Accepted rows as positions into one chunk's key, hash and payload lists: each row's
-    tuple is built only as it is written, not kept waiting in a queue (fewer objects for the
-    garbage collector to walk while a partition streams by)."""
+    """Accepted rows as positions into one chunk's keys, hashes (one run: `packed_hashes`) and
+    payloads: each row is picked out only as it is written, not kept waiting in a queue (fewer
+    objects for the garbage collector to walk while a partition streams by)."""
 
     __slots__ = ("hashes", "indexes", "keys", "payloads")
 
     def __init__(
         self,
         keys: Sequence[str],
-        hashes: Sequence[str],
+        hashes: Hashes,
         payloads: Sequence[str] | None,
         indexes: list[int],
     ) -> None:
-        self.keys, self.hashes, self.payloads, self.indexes = keys, hashes, payloads, indexes
+        self.keys, self.payloads, self.indexes = keys, payloads, indexes
+        self.hashes = packed(hashes, len(keys))
 
     def __len__(self) -> int:
         return len(self.indexes)
 
-    def columns(self) -> tuple[list[str], list[str], list[str | None]]:
-        """Keys, hashes and payloads of these rows, each list built in C."""
+    def columns(self) -> tuple[list[str], bytes, list[str | None]]:
+        """Keys, hashes (one run) and payloads of these rows, each built in C."""
         indexes = self.indexes
         keys = list(map(self.keys.__getitem__, indexes))
-        hashes = list(map(self.hashes.__getitem__, indexes))
+        hashes = pick(self.hashes, indexes)
         if self.payloads is None:
             return keys, hashes, [None] * len(indexes)
         return keys, hashes, list(map(self.payloads.__getitem__, indexes))
 
     def __iter__(self) -> Iterator[AcceptedRow]:
-        return zip(*self.columns(), strict=True)
+        keys, hashes, payloads = self.columns()
+        return zip(keys, hex_list(hashes), payloads, strict=True)
 
 
 def _columns_of_parts(
     parts: Iterable[Iterable[AcceptedRow]],
-) -> tuple[list[str], list[str], list[str | None]]:
-    """The keys (as stored), hashes and payloads of every part, each as one list; a key
-    accepted twice keeps its last hash and payload (one statement may not upsert a row twice
-    on PostgreSQL)."""
+) -> tuple[list[str], bytes, list[str | None]]:
+    """The keys (as stored), hashes (one run) and payloads of every part; a key accepted twice
+    keeps its last hash and payload (one statement may not upsert a row twice on PostgreSQL).
+    A hash that is not 32 hex characters is refused here, before any transaction."""
     keys: list[str] = []
-    hashes: list[str] = []
+    runs: list[bytes] = []
     payloads: list[str | None] = []
     for part in parts:
         if isinstance(part, AcceptedRows):
             k, h, p = part.columns()
         else:
             rows = list(part)
-            k, h, p = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+            k, p = [r[0] for r in rows], [r[2] for r in rows]
+            h = packed([r[1] for r in rows], len(rows))
         keys += k
-        hashes += h
+        runs.append(h)
         payloads += p
     keys, _ = _as_stored(keys)
+    hashes = b"".join(runs)
     if len(set(keys)) < len(keys):
         last = {key: i for i, key in enumerate(keys)}
         kept = sorted(last.values())
         keys = [keys[i] for i in kept]
-        hashes = [hashes[i] for i in kept]
+        hashes = pick(hashes, kept)
         payloads = [payloads[i] for i in kept]
     return keys, hashes, payloads
 
@@ -292,7 +297,7 @@ class StateScope:
         by_stored = dict(zip(wanted, keys, strict=True))
         return {by_stored[stored]: value for stored, value in found.items()}
 
-    def changes(self, keys: Sequence[str], hashes: Sequence[str]) -> Changes:
+    def changes(self, keys: Sequence[str], hashes: Hashes) -> Changes:
         """Which of `keys` Pendo never accepted, and which it accepted with another hash than
         the one given beside it (indexes into `keys`); the rest are unchanged.
 
@@ -301,10 +306,8 @@ class StateScope:
         An unchanged chunk answers two NULLs: no hash crosses into Python, none is decoded
         (returning every stored hash as a JSON object cost about twice the lookup itself).
         """
-        if len(keys) != len(hashes):
-            raise ValueError("changes() needs one hash per key")
+        run = packed(hashes, len(keys))
         wanted, _ = _as_stored(keys)
-        packed = _hash_bytes(hashes)
         sql = _changes_sql(self.store.engine.dialect.name)
         new: list[int] = []
         changed: list[int] = []
@@ -316,7 +319,7 @@ class StateScope:
                 end = start + LOOKUP_CHUNK
                 block = wanted[start:end]
                 params = (
-                    packed[start * HASH_BYTES : end * HASH_BYTES],
+                    run[start * HASH_BYTES : end * HASH_BYTES],
                     _JSON.encode(block),
                     self.scope_id,
                 )
@@ -369,7 +372,6 @@ class StateScope:
         keys, hashes, payloads = _columns_of_parts(parts)
         if not keys:
             return 0
-        packed = _hash_bytes(hashes)  # refused before the transaction, not inside it
         with self.store.write_transaction() as connection:
             if lease is not None:
                 lease.confirm(connection)
@@ -383,7 +385,7 @@ class StateScope:
                 end = start + WRITE_CHUNK
                 upsert(
                     keys[start:end],
-                    packed[start * HASH_BYTES : end * HASH_BYTES],
+                    hashes[start * HASH_BYTES : end * HASH_BYTES],
                     payloads[start:end],
                 )
         return len(keys)
@@ -464,20 +466,7 @@ def _fetch(
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_HASH_HEX = 2 * HASH_BYTES
-
 Upsert = Callable[[list[str], bytes, list[str | None]], None]
-
-
-def _hash_bytes(hashes: Sequence[str]) -> bytes:
-    """The hashes (hex) as one run of `HASH_BYTES` each, in order; anything else is refused
-    (the statement cuts the run at fixed offsets)."""
-    if hashes and set(map(len, hashes)) != {_HASH_HEX}:
-        raise ValueError(f"payload hashes must be {_HASH_HEX} hex characters each")
-    joined = bytes.fromhex("".join(hashes))
-    if len(joined) != HASH_BYTES * len(hashes):  # fromhex skips whitespace
-        raise ValueError(f"payload hashes must be {_HASH_HEX} hex characters each")
-    return joined
 
 
 def _set_upsert(connection: sa.Connection, scope_id: int, write_id: int) -> Upsert:
