@@ -67,3 +67,53 @@ def test_metadata_payloads_and_hashes_are_those_of_earlier_releases() -> None:
     assert keyed.payloads == [canonical_json(body) for body in bodies]
     assert hex_list(keyed.hashes) == [digest(canonical_json(body)) for body in bodies]
     assert keyed.hashes[:16].hex() == "77ac2384ad183e7faac5866c1ce0f43c"  # pinned: field state
+
+
+ONE_GROUP = SyncSpec(
+    name="visitors",
+    object_type="visitor_metadata",
+    source=SourceSpec(partition_column="updated_at", table="visitors"),
+    mapping={"id": "visitorId", "plan": "plan", "seats": "seats", "ratio": "share"},
+)
+
+
+def _one_group_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": ["v-1", "v-2", "v-1"], "plan": ["old", None, 'pró "x"'], "seats": [3, 40, 5]}
+        | {"ratio": [0.5, True, 1]},
+        dtype=object,
+    )
+
+
+def test_a_one_group_payload_is_the_canonical_json_of_its_row() -> None:
+    prepared = prepare_metadata(ONE_GROUP, _one_group_frame())
+
+    assert key_metadata(prepared).payloads == [
+        canonical_json({"custom": {"plan": None, "seats": 40, "share": True}}),
+        canonical_json({"custom": {"plan": 'pró "x"', "seats": 5, "share": 1}}),
+    ]
+
+
+def test_the_request_text_of_a_group_is_its_object_within_the_payload() -> None:
+    prepared = prepare_metadata(ONE_GROUP, _one_group_frame())
+    payloads = key_metadata(prepared).payloads
+
+    assert prepared.group_json("custom") == [
+        canonical_json({"plan": None, "seats": 40, "share": True}),
+        canonical_json({"plan": 'pró "x"', "seats": 5, "share": 1}),
+    ]
+    assert payloads[1] == '{"custom":' + prepared.group_json("custom")[1] + "}"
+
+
+def test_coerced_values_are_sent_while_the_hash_stays_that_of_the_warehouse_values() -> None:
+    prepared = prepare_metadata(ONE_GROUP, _one_group_frame())
+    keyed = key_metadata(prepared)
+    prepared.custom["seats"] = ["3", "40", "5"]  # what apply_schema does for a text field
+    prepared.values_changed("custom")
+
+    assert prepared.group_json("custom")[1] == canonical_json(
+        {"plan": 'pró "x"', "seats": "5", "share": 1}
+    )
+    assert keyed.payloads[1] == canonical_json(
+        {"custom": {"plan": 'pró "x"', "seats": 5, "share": 1}}
+    )

@@ -54,15 +54,7 @@ def key_metadata(prepared: PreparedMetadata) -> Keyed:
     """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` and their hashes, from the
     groups' JSON texts (the same text `canonical_json` gives, so hashes never change)."""
     positions = prepared.sendable
-    groups = [
-        g for g, columns in (("agent", prepared.agent), ("custom", prepared.custom)) if columns
-    ]
-    if groups:
-        template = "{" + ",".join(f'"{group}":%s' for group in groups) + "}"
-        texts = [prepared.group_json(group) for group in groups]
-        bodies = list(map(template.__mod__, zip(*texts, strict=True)))
-    else:
-        bodies = ["{}"] * len(positions)
+    bodies = prepared.payloads()
     ids = prepared.ids
     keys = [ids[p] or "" for p in positions.tolist()]
     return Keyed(positions, keys, bodies, digests(bodies))

@@ -55,7 +55,18 @@ def _encode(value: Any) -> str:
 def objects(names: Sequence[str], columns: Sequence[Sequence[str]]) -> list[str]:
     """Per row, the JSON object `{name: value}` with sorted names, from encoded columns (at
     least one): one %-template filled per row in C, not one concatenation per column."""
+    template, order = object_template(names)
+    return fill(template, [columns[i] for i in order])
+
+
+def object_template(names: Sequence[str]) -> tuple[str, list[int]]:
+    """`{"a":%s,"b":%s}` for the names in sorted order (a `%` in a name escaped), and the
+    order of the columns that fill it."""
     order = sorted(range(len(names)), key=lambda i: names[i])
     fields = ",".join(_text(names[i]).replace("%", "%%") + ":%s" for i in order)
-    template = "{" + fields + "}"
-    return list(map(template.__mod__, zip(*[columns[i] for i in order], strict=True)))
+    return "{" + fields + "}", order
+
+
+def fill(template: str, columns: Sequence[Sequence[str]]) -> list[str]:
+    """The template filled once per row from encoded columns (at least one), in C."""
+    return list(map(template.__mod__, zip(*columns, strict=True)))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pendo_assets.client import EncodedRecords
 from pendo_assets.sync.prepare.convert import to_identifiers, to_json_scalars
-from pendo_assets.sync.prepare.json_columns import encoded, objects
+from pendo_assets.sync.prepare.json_columns import encoded, fill, object_template, objects
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import AGENT_PREFIX, SyncSpec
 
@@ -31,18 +31,51 @@ class PreparedMetadata:
     # Per group, each sendable row's values as one JSON object text: encoded once, for the
     # change hash and the request body alike, until coercion changes a value of the group.
     _json: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    # The payloads of a sync with one group, and the group whose text is cut out of them.
+    _payloads: list[str] | None = field(default=None, repr=False)
+    _cut_group: str | None = field(default=None, repr=False)
+
+    def payloads(self) -> list[str]:
+        """Each sendable row's whole payload `{"agent": {...}, "custom": {...}}` (groups that
+        have columns; sorted names, the text `canonical_json` gives, so hashes never change).
+
+        With one group (the common case), one template per row fills the payload straight from
+        the encoded columns, and the group's own text is later cut out of it (`group_json`,
+        only for rows that are sent), instead of being built first and wrapped a second time.
+        """
+        groups = [g for g in ("agent", "custom") if self._columns(g)]
+        if len(groups) != 1:
+            texts = [self.group_json(group) for group in groups]
+            if not texts:
+                return ["{}"] * len(self.sendable)
+            template = "{" + ",".join(f'"{group}":%s' for group in groups) + "}"
+            return fill(template, texts)
+        [group] = groups
+        names, values = _encoded(self._columns(group), self.sendable)
+        inner, order = object_template(names)
+        self._payloads = fill('{"' + group + '":' + inner + "}", [values[i] for i in order])
+        self._cut_group = group
+        return self._payloads
 
     def group_json(self, group: str) -> list[str]:
         """Each sendable row's `{name: value}` object of one group as JSON text (sorted
         names), aligned with `sendable`."""
         texts = self._json.get(group)
         if texts is None:
-            texts = self._json[group] = _object_texts(self._columns(group), self.sendable)
+            if group == self._cut_group and self._payloads is not None:
+                start = len(group) + 4  # after `{"custom":`, up to the closing brace
+                texts = [payload[start:-1] for payload in self._payloads]
+            else:
+                names, values = _encoded(self._columns(group), self.sendable)
+                texts = objects(names, values) if names else ["{}"] * len(self.sendable)
+            self._json[group] = texts
         return texts
 
     def values_changed(self, group: str) -> None:
         """A group's values were replaced (coerced): its JSON text is encoded again."""
         self._json.pop(group, None)
+        if group == self._cut_group:
+            self._cut_group = None
 
     def records(self, group: str, positions: Sequence[int]) -> EncodedRecords:
         """The records of one batch's rows, so bodies never pile up in memory; their values
@@ -61,18 +94,20 @@ class PreparedMetadata:
         return self.custom if group == "custom" else self.agent
 
 
-def _object_texts(columns: dict[str, list[object]], positions: np.ndarray) -> list[str]:
-    """The JSON objects of the rows at `positions`, encoded a column at a time (strict: a
-    request body has no NaN)."""
+def _encoded(
+    columns: dict[str, list[object]], positions: np.ndarray
+) -> tuple[list[str], list[list[str]]]:
+    """The names, and the values of the rows at `positions` as JSON text, a column at a time
+    (strict: a request body has no NaN)."""
     if not columns:
-        return ["{}"] * len(positions)
+        return [], []
     whole = len(positions) == len(next(iter(columns.values())))  # every row: no picking
     rows = positions.tolist()
     values = [
         encoded(column if whole else [column[p] for p in rows], strict=True)
         for column in columns.values()
     ]
-    return objects(list(columns), values)
+    return list(columns), values
 
 
 def prepare_metadata(spec: SyncSpec, frame: pd.DataFrame) -> PreparedMetadata:
