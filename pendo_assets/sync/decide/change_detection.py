@@ -51,8 +51,8 @@ class Keyed:
 
 
 def key_metadata(prepared: PreparedMetadata) -> Keyed:
-    """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` and their hashes, from the
-    groups' JSON texts (the same text `canonical_json` gives, so hashes never change)."""
+    """Keys, canonical payloads `{"agent": {...}, "custom": {...}}` (`payloads()`: the text
+    `canonical_json` gives, so hashes never change) and their hashes."""
     positions = prepared.sendable
     bodies = prepared.payloads()
     ids = prepared.ids
