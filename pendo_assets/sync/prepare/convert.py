@@ -56,12 +56,12 @@ def _already_json(values: np.ndarray) -> list[object] | None:
     if not kinds <= {str, bool, int, type(None)}:
         return None
     out = values.tolist()
-    if str in kinds:
-        texts = [v for v in out if type(v) is str]
+    if str in kinds:  # a column of one kind is checked as it is, without a filtered copy
+        texts = out if kinds == {str} else [v for v in out if type(v) is str]
         if not all_text_utf8(texts):
             return None
     if int in kinds:
-        ints = [v for v in out if type(v) is int]
+        ints = out if kinds == {int} else [v for v in out if type(v) is int]
         if max(ints) >= _FLOAT_LIMIT or min(ints) <= -_FLOAT_LIMIT:
             return None
     return out  # type: ignore[no-any-return]
