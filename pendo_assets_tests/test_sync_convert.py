@@ -219,6 +219,12 @@ def test_ids_are_stripped_and_blank_ids_are_missing() -> None:
     assert (converted.reason, converted.reasons) == ("is missing or empty", {})
 
 
+def test_text_ids_none_of_them_blank_are_stripped_and_all_valid() -> None:
+    converted = to_identifiers(objects(" v-1", "v-2\n", "v-3"))
+    assert converted.values == ["v-1", "v-2", "v-3"]
+    assert converted.invalid.tolist() == [False, False, False]
+
+
 def test_whole_decimal_ids_and_uuids_are_their_exact_text() -> None:
     converted = to_identifiers(
         objects(Decimal("42.00"), Decimal("1E+2"), 2**70, UUID_1, np.int64(-3))

@@ -38,6 +38,8 @@ def to_identifiers(column: pd.Series) -> Converted:
     raw = column.to_numpy(dtype=object)
     texts = _plain_texts(raw)
     if texts is not None:
+        if all(texts):  # none empty after stripping (the common case): no pass per id
+            return Converted(texts, np.zeros(len(texts), dtype=bool), REASON)
         values = [text or None for text in texts]
         invalid = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
         return Converted(values, invalid, REASON)
@@ -56,7 +58,7 @@ def _plain_texts(values: np.ndarray) -> list[str] | None:
     """Stripped ids when every one is valid text (the common case, in a few C-speed passes)."""
     if set(map(type, values)) != {str}:
         return None
-    texts = [text.strip() for text in values.tolist()]
+    texts = list(map(str.strip, values.tolist()))
     return texts if all_text_utf8(texts) else None
 
 
