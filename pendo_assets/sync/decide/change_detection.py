@@ -56,8 +56,10 @@ def key_metadata(prepared: PreparedMetadata) -> Keyed:
     positions = prepared.sendable
     bodies = prepared.payloads()
     ids = prepared.ids
-    keys = [ids[p] or "" for p in positions.tolist()]
-    return Keyed(positions, keys, bodies, digests(bodies))
+    # Sendable rows have valid ids (never None); a chunk sent whole keeps its ids as they are.
+    whole = len(positions) == len(ids)
+    keys = list(ids) if whole else list(map(ids.__getitem__, positions.tolist()))
+    return Keyed(positions, keys, bodies, digests(bodies))  # type: ignore[arg-type]
 
 
 def key_events(prepared: PreparedEvents) -> Keyed:
