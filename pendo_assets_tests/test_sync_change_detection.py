@@ -11,7 +11,7 @@ import pytest
 from pendo_assets.client import PendoClient
 from pendo_assets.sync.decide.change_detection import ALREADY_DELIVERED, ALREADY_SENT, UNCHANGED
 from pendo_assets.sync.deliver.outcome import NOT_IN_PENDO, SyncAborted
-from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
+from pendo_assets.sync.engine import Rows, SyncOptions, destination_of, run_sync
 from pendo_assets.sync.prepare.field_types import MissingFieldsError
 from pendo_assets.sync.record.state_store import StateScope, StateStore
 from pendo_assets.sync.results import SyncReport
@@ -74,9 +74,10 @@ def event_frame(n: int, **extra: list[Any]) -> pd.DataFrame:
 
 def run(
     spec: SyncSpec,
-    frame: pd.DataFrame,
+    frame: Rows,
     client: PendoClient,
     state: StateStore,
+    partition_key: str = PARTITION,
     **options: Any,
 ) -> SyncReport:
     options.setdefault("preflight", spec.is_metadata)
@@ -84,7 +85,7 @@ def run(
         spec,
         frame,
         client,
-        partition_key=PARTITION,
+        partition_key=partition_key,
         options=SyncOptions(max_in_flight=4, now_ms=NOW_MS, run_id="run-1", **options),
         state=state,
     )
@@ -132,14 +133,7 @@ def test_a_first_sync_compares_no_chunk_with_the_state(
 
     monkeypatch.setattr(StateScope, "changes", counting)
     chunks = [visitor_frame(30).iloc[i : i + 10] for i in range(0, 30, 10)]
-    first = run_sync(
-        visitors(),
-        chunks,
-        client,
-        partition_key=PARTITION,
-        options=SyncOptions(max_in_flight=4, run_id="run-1"),
-        state=state,
-    )
+    first = run(visitors(), chunks, client, state, preflight=False)
     second = run(visitors(), visitor_frame(30), client, state)
 
     assert (first.sent, first.requests) == (30, 3)
@@ -152,14 +146,7 @@ def test_another_partitions_records_are_compared_on_a_partitions_first_sync(
 ) -> None:
     run(visitors(), visitor_frame(20), client, state)
     sandbox.reset()
-    report = run_sync(
-        visitors(),
-        visitor_frame(25),
-        client,
-        partition_key="2026-11-03",
-        options=SyncOptions(max_in_flight=4, run_id="run-2"),
-        state=state,
-    )
+    report = run(visitors(), visitor_frame(25), client, state, partition_key="2026-11-03")
 
     [body] = sent_bodies(sandbox, CUSTOM)
     assert [r["visitorId"] for r in body] == [f"v-{i}" for i in range(20, 25)]
