@@ -37,9 +37,8 @@ def _json_text(value: Any) -> str:
 def _records_json(id_key: str, ids: Sequence[Any], texts: Sequence[str]) -> str:
     """`[{"visitorId":..,"values":..},...]` from each record's id and values text: one join
     over the pieces, laid out by slice assignment (C speed), instead of four concatenations
-    per record (measured: half the cost of a 1,000-record body, about 0.25 us a record)."""
-    if len(ids) != len(texts):
-        raise ValueError("one values text per id")
+    per record (measured: half the cost of a 1,000-record body, about 0.25 us a record). The
+    slice assignments refuse ids and texts of different lengths."""
     count = len(texts)
     if not count:
         return "[]"
