@@ -31,9 +31,9 @@ class PreparedMetadata:
     # Per group, each sendable row's values as one JSON object text: encoded once, for the
     # change hash and the request body alike, until coercion changes a value of the group.
     _json: dict[str, list[str]] = field(default_factory=dict, repr=False)
-    # The payloads of a sync with one group, and the group whose text is cut out of them.
-    _payloads: list[str] | None = field(default=None, repr=False)
-    _cut_group: str | None = field(default=None, repr=False)
+    # A sync with one group: that group, and the payloads its text is cut out of (until
+    # coercion changes a value of the group).
+    _cut_from: tuple[str, list[str]] | None = field(default=None, repr=False)
 
     def payloads(self) -> list[str]:
         """Each sendable row's whole payload `{"agent": {...}, "custom": {...}}` (groups that
@@ -53,18 +53,18 @@ class PreparedMetadata:
         [group] = groups
         names, values = _encoded(self._columns(group), self.sendable)
         inner, order = object_template(names)
-        self._payloads = fill('{"' + group + '":' + inner + "}", [values[i] for i in order])
-        self._cut_group = group
-        return self._payloads
+        payloads = fill('{"' + group + '":' + inner + "}", [values[i] for i in order])
+        self._cut_from = (group, payloads)
+        return payloads
 
     def group_json(self, group: str) -> list[str]:
         """Each sendable row's `{name: value}` object of one group as JSON text (sorted
         names), aligned with `sendable`."""
         texts = self._json.get(group)
         if texts is None:
-            if group == self._cut_group and self._payloads is not None:
+            if self._cut_from is not None and self._cut_from[0] == group:
                 start = len(group) + 4  # after `{"custom":`, up to the closing brace
-                texts = [payload[start:-1] for payload in self._payloads]
+                texts = [payload[start:-1] for payload in self._cut_from[1]]
             else:
                 names, values = _encoded(self._columns(group), self.sendable)
                 texts = objects(names, values) if names else ["{}"] * len(self.sendable)
@@ -74,8 +74,8 @@ class PreparedMetadata:
     def values_changed(self, group: str) -> None:
         """A group's values were replaced (coerced): its JSON text is encoded again."""
         self._json.pop(group, None)
-        if group == self._cut_group:
-            self._cut_group = None
+        if self._cut_from is not None and self._cut_from[0] == group:
+            self._cut_from = None
 
     def records(self, group: str, positions: Sequence[int]) -> EncodedRecords:
         """The records of one batch's rows, so bodies never pile up in memory; their values
