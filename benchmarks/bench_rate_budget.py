@@ -306,7 +306,11 @@ def table(
         return out
 
     contended = f"{p.processes} processes x {p.threads} threads"
-    row(f"{contended}: admitted/s / cap", each(shared, "rate"), "close to 1.00")
+    row(
+        f"{contended}: admitted/s / cap",
+        each(shared, "rate"),
+        "close to 0.95 (ours: the window guard)",
+    )
     row(f"{contended}: busiest rolling 1 s / cap", each(shared, "busiest"), "<= 1.05")
     row(
         f"{contended}: busiest rolling 1 s / cap, database clock at insert",
@@ -341,7 +345,9 @@ def table(
         "0",
     )
     alone = f"1 process x {p.single_threads} threads"
-    row(f"{alone}: admitted/s / cap", each(single, "rate"), "close to 1.00")
+    row(
+        f"{alone}: admitted/s / cap", each(single, "rate"), "close to 0.95 (ours: the window guard)"
+    )
     row(f"{alone}: busiest rolling 1 s / cap", each(single, "busiest"), "<= 1.05")
     row(
         f"{alone}: busiest rolling 1 s / cap, database clock at insert",

@@ -21,6 +21,7 @@ from pendo_assets.budget import (
     host_budget,
     postgres_budget,
 )
+from pendo_assets.budget.host_budget import HostRateLimiter
 from pendo_assets.budget.postgres_budget import BudgetUnavailable
 from pendo_assets.budget.private_directory import (
     UnsafeDirectoryError,
@@ -241,12 +242,42 @@ def test_files_of_destinations_idle_for_a_week_are_removed(tmp_path: Path) -> No
 
 
 def test_a_rate_file_written_before_a_reboot_does_not_stall_sends(tmp_path: Path) -> None:
-    budget = HostBudget(tmp_path / "budget")
-    limiter = budget.limiter(DESTINATION, 10)
-    limiter.path.write_text(repr(time.monotonic() + 10_000_000))  # a previous boot's uptime
+    directory = tmp_path / "budget"
+    before_reboot = HostRateLimiter(
+        HostBudget(directory).limiter(DESTINATION, 10).path,
+        10,
+        clock=lambda: time.monotonic() + 10_000_000,  # a previous boot's uptime
+    )
+    before_reboot.acquire()()
+    limiter = HostBudget(directory).limiter(DESTINATION, 10)
     started = time.monotonic()
     limiter.acquire()()
     assert time.monotonic() - started < 1.0
+
+
+def test_a_rate_file_of_the_release_before_does_not_stall_sends(tmp_path: Path) -> None:
+    limiter = HostBudget(tmp_path / "budget").limiter(DESTINATION, 10)
+    limiter.path.write_text(repr(time.monotonic() + 200).ljust(32))  # its next time, as text
+    started = time.monotonic()
+    for _ in range(3):
+        limiter.acquire()()
+    assert time.monotonic() - started < 1.0
+
+
+def test_sends_after_a_slow_write_never_put_more_than_the_cap_into_a_second(
+    open_budget: Callable[[], Any],
+) -> None:
+    """A write held up past the next slots lets the next send go as it ends, but no second
+    ever holds more than the cap's sends, in any of the budgets."""
+    limiter = open_budget().limiter(DESTINATION, 10)
+    written = []
+    for holding in [0.35] + [0.0] * 11:
+        release = limiter.acquire()
+        time.sleep(holding)
+        written.append(time.monotonic())
+        release()
+    assert max(sum(1 for t in written if start <= t < start + 1.0) for start in written) <= 10
+    assert written[1] - written[0] < 0.05  # no wait after the stall: without the guard, 11
 
 
 @pytest.mark.postgres

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,17 +24,17 @@ from pendo_assets.client.rate_limit import (
     MAX_PAUSE_SECONDS,
     Release,
     check_rate,
-    next_turn,
     once,
     pause_seconds,
 )
+from pendo_assets.client.send_schedule import SendSchedule
 
 from .private_directory import private_directory, remove_stale_files
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
 
 PACING_DATABASE = "visitor_pacing.sqlite3"
 _PACING_KEPT_SECONDS = 3600.0
-_RECORD_BYTES = 32  # the next send's time, as text padded with spaces
+_SCHEDULE_MAGIC = b"pendo-send-schedule-1\n"  # then doubles: next turn, last writes
 
 
 def _file_name(destination: str) -> str:
@@ -40,12 +42,12 @@ def _file_name(destination: str) -> str:
 
 
 class HostRateLimiter:
-    """Spaces actual sends to one destination across every process of the host.
+    """Keeps every process of the host to one destination's send schedule (`send_schedule`).
 
     An exclusive `flock` on the destination's file serialises the senders; the file holds the
-    earliest monotonic time of the next send. The lock is held while waiting and until the
-    request is written, so sends leave at their own slots (no burst of late wakers). The file
-    stays open for the limiter's life.
+    schedule (monotonic times). The lock is held while waiting and until the request is
+    written, so sends leave at their own slots (no burst of late wakers). The file stays open
+    for the limiter's life.
     """
 
     def __init__(
@@ -67,22 +69,25 @@ class HostRateLimiter:
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             held.enter_context(self._locked())
-            while (wait := self._read() - self._clock()) > 0:
+            while (wait := (turn_at := (schedule := self._read()).turn()) - self._clock()) > 0:
                 self._sleep(wait)
             admitted_at = self._clock()
             turn = held.pop_all()  # still held: the caller's release lets both go
 
         def release() -> None:
             with turn:
-                self._write(next_turn(admitted_at, self._clock(), self._interval))
+                schedule.sent(turn_at, admitted_at, self._clock())
+                self._write(schedule)
 
         return once(release)
 
     def pause(self, seconds: float) -> None:
         with self._locked():  # the pause starts once it holds the lock, not before
             until = self._clock() + pause_seconds(seconds)
-            if until > self._read():
-                self._write(until)
+            schedule = self._read()
+            if until > schedule.next_at:
+                schedule.next_at = until
+                self._write(schedule)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -95,17 +100,24 @@ class HostRateLimiter:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _read(self) -> float:
-        try:
-            next_at = float(os.pread(self._fd, _RECORD_BYTES, 0))
-        except ValueError:  # a new (empty) file
-            return float("-inf")
-        if next_at - self._clock() > MAX_PAUSE_SECONDS + self._interval:
-            return float("-inf")  # written before a reboot
-        return next_at
+    def _read(self) -> SendSchedule:
+        """The schedule in the file; a fresh one for a new file, a file of the release before
+        (the next time as text), or one written before a reboot (times implausibly far ahead)."""
+        interval = self._interval
+        data = os.pread(self._fd, os.fstat(self._fd).st_size, 0)
+        if not data.startswith(_SCHEDULE_MAGIC) or (len(data) - len(_SCHEDULE_MAGIC)) % 8:
+            return SendSchedule(interval)  # new, of the release before, or cut short
+        times = array("d", data[len(_SCHEDULE_MAGIC) :])
+        next_at, recent = (times[0], times[1:]) if times else (-math.inf, ())
+        if max(next_at, *recent) - self._clock() > MAX_PAUSE_SECONDS + interval:
+            return SendSchedule(interval)  # written before a reboot
+        return SendSchedule(interval, next_at, recent)
 
-    def _write(self, next_at: float) -> None:
-        os.pwrite(self._fd, repr(next_at).ljust(_RECORD_BYTES).encode(), 0)
+    def _write(self, schedule: SendSchedule) -> None:
+        times = array("d", [schedule.next_at, *schedule.recent])
+        record = _SCHEDULE_MAGIC + times.tobytes()
+        os.pwrite(self._fd, record, 0)
+        os.ftruncate(self._fd, len(record))
         os.utime(self._fd)  # the file is in use: not stale
 
 

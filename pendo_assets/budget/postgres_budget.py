@@ -1,9 +1,10 @@
 """The budget of a destination in PostgreSQL: one for every run, process and host.
 
-The rate is a single row per destination holding the earliest time of the next send, on the
-database's clock. A sender takes the destination's advisory lock (PostgreSQL grants it first
-come, first served, across every host), sleeps until that time while holding it, writes its
-request, moves the time on (see SLACK_SHARE), commits, and only then lets go. Measured in the
+The rate is a single row per destination holding its send schedule (`send_schedule`: the next
+turn and the last writes' times), on the database's clock. A sender takes the destination's
+advisory lock (PostgreSQL grants it first come, first served, across every host), sleeps
+until its turn while holding it, writes its request, moves the schedule on, commits, and only
+then lets go. Measured in the
 scale demo (cap 40, ten runs on two cores): booking slots ahead and sleeping outside any lock
 gave a busiest second of 43; unlocking inside the statement that moves the time let the next
 sender read the old time before the commit (114 sends within 2 ms of another's, 45-50 in a
@@ -28,11 +29,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendo_assets.client.rate_limit import (
-    SLACK_SHARE,
     Release,
     check_rate,
     once,
     pause_seconds,
+)
+from pendo_assets.client.send_schedule import (
+    CATCH_UP_INTERVALS,
+    WINDOW_SECONDS,
+    slot_of,
+    window_sends,
 )
 
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
@@ -49,21 +55,34 @@ _SETUP = (
     "visitor_id TEXT NOT NULL, free_at TIMESTAMPTZ NOT NULL, "
     "PRIMARY KEY (destination, visitor_id))",
     f"DELETE FROM {PACING_TABLE} WHERE free_at < clock_timestamp() - interval '1 hour'",
+    # The last writes' times (the window guard); added to a table of the release before.
+    f"ALTER TABLE {RATE_TABLE} ADD COLUMN IF NOT EXISTS written_at TIMESTAMPTZ[] NOT NULL "
+    "DEFAULT '{}'",
 )
 # Parameters in the pyformat style both psycopg 3 and psycopg2 take. GREATEST skips NULLs.
 _LOCK = "SELECT pg_advisory_lock(hashtextextended(%(destination)s, 0))"
+# The turn (NULL for a new destination) and the time now, as epoch seconds.
 _UNTIL_TURN = f"""
-    SELECT EXTRACT(EPOCH FROM greatest(next_at, paused_until) - clock_timestamp())::float8
-    FROM {RATE_TABLE} WHERE destination = %(destination)s
+    SELECT EXTRACT(EPOCH FROM greatest(
+               b.next_at, b.paused_until,
+               CASE WHEN cardinality(b.written_at) >= %(window)s
+                    THEN b.written_at[1] + make_interval(secs => %(span)s) END))::float8,
+           EXTRACT(EPOCH FROM clock_timestamp())::float8
+    FROM (SELECT 1) AS now LEFT JOIN {RATE_TABLE} AS b ON b.destination = %(destination)s
 """
 # Two statements: an unlock inside the UPSERT's own statement would let the next sender read
 # the time before the UPSERT commits (measured: 114 sends within 2 ms of another's).
+# `send_schedule.next_turn` and `SendSchedule.sent`, with the slot worked out by the sender.
 _ADMIT = f"""
-    INSERT INTO {RATE_TABLE} AS b (destination, next_at)
-    VALUES (%(destination)s, clock_timestamp() + make_interval(secs => %(interval)s))
+    INSERT INTO {RATE_TABLE} AS b (destination, next_at, written_at)
+    VALUES (%(destination)s, greatest(
+                to_timestamp(%(slot)s) + make_interval(secs => %(interval)s),
+                clock_timestamp() + make_interval(secs => %(interval)s - %(catch_up)s)),
+            ARRAY[clock_timestamp()])
     ON CONFLICT (destination) DO UPDATE
-    SET next_at = greatest(b.next_at + make_interval(secs => %(interval)s),
-                           clock_timestamp() + make_interval(secs => %(interval)s - %(slack)s))
+    SET next_at = EXCLUDED.next_at,
+        written_at = (b.written_at || clock_timestamp())[
+            greatest(cardinality(b.written_at) + 2 - %(window)s, 1):]
 """
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%(destination)s, 0))"
 _PAUSE = f"""
@@ -155,7 +174,7 @@ def _describe(error: Exception) -> str:
 
 
 class PostgresRateLimiter:
-    """Spaces actual sends to a destination, whoever sends them, under its advisory lock."""
+    """Keeps every sender to a destination to its send schedule, under its advisory lock."""
 
     def __init__(
         self,
@@ -173,10 +192,14 @@ class PostgresRateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self) -> Release:
-        key = {
+        interval = self._interval
+        key: dict[str, Any] = {
             "destination": self.destination,
-            "interval": self._interval,
-            "slack": self._interval * SLACK_SHARE,
+            "interval": interval,
+            "catch_up": interval * CATCH_UP_INTERVALS,
+            # No cap: a window of the last write, over when it was written.
+            "window": window_sends(interval) or 1,
+            "span": WINDOW_SECONDS if interval else 0.0,
         }
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
@@ -185,16 +208,16 @@ class PostgresRateLimiter:
             cursor.fetchall()
             while True:  # a pause may come while this sender sleeps: read again after
                 cursor.execute(_UNTIL_TURN, key)
-                row = cursor.fetchone()
-                wait = float(row[0]) if row and row[0] is not None else 0.0
-                if wait <= 0:
+                turn_at, now = cursor.fetchone()
+                if turn_at is None or turn_at <= now:
                     break
-                self._sleep(wait)
+                self._sleep(turn_at - now)
+            slot = now if turn_at is None else slot_of(turn_at, now, interval)
             turn = held.pop_all()  # session and lock still held: the caller's release ends them
 
         def release() -> None:
             with turn:  # an error here drops the session, and the server frees its lock
-                cursor.execute(_ADMIT, key)  # committed (autocommit) before the lock goes
+                cursor.execute(_ADMIT, {**key, "slot": slot})  # committed before the lock goes
                 cursor.execute(_UNLOCK, key)
                 cursor.fetchall()
 

@@ -7,8 +7,9 @@ threads of one process; `pendo_assets.budget` has budgets shared by every proces
 or, through PostgreSQL, by every host.
 
 A sender holds its turn from the moment it is admitted until its request is on the wire, and
-the next turn is timed from there: what is spaced is the actual sends, so a sender that was
-descheduled between its admission and its write cannot go out together with the next one.
+the next turn is timed from its slot and its write (`send_schedule`): a sender descheduled
+between its admission and its write lets the next ones catch up by at most two intervals,
+and no second holds more sends than the cap.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 from typing import Protocol
+
+from .send_schedule import SendSchedule
 
 MAX_PAUSE_SECONDS = 300.0  # a Retry-After longer than this is taken as this
 
@@ -55,26 +58,8 @@ def check_rate(max_per_second: float | None) -> float:
     return 1.0 / max_per_second if max_per_second else 0.0
 
 
-# The next turn is one interval after this one's slot (the PostgreSQL budget: its booked
-# time; the thread and host limiters: its admission), unless this sender wrote more than a
-# tenth of an interval late: then one interval, less that tenth, after its write. So the lock
-# hand-over and the write cost nothing while they fit in a tenth of an interval (measured:
-# 2-3 ms at a cap of 40 on a loaded machine), and two writes are never closer than nine
-# tenths of one. A quarter let late and prompt writers alternate into 43 sends in a second
-# under a cap of 40; none (timing from the write alone) lost 8-12% of the cap (0.88 of a cap
-# of 100 in-process).
-SLACK_SHARE = 0.1
-
-
-def next_turn(admitted_at: float, written_at: float, interval: float) -> float:
-    """When the next send may go, after one admitted at `admitted_at` finished writing at
-    `written_at`: never less than one interval after the admission (so no second ever holds
-    more sends than the cap), nor less than nine tenths of one after the write."""
-    return max(admitted_at + interval, written_at + interval * (1.0 - SLACK_SHARE))
-
-
 class ThreadRateLimiter:
-    """Spaces sends one interval apart (see `next_turn`), between the threads of one process.
+    """Keeps the threads of one process to the send schedule (`send_schedule`).
 
     The lock is held while waiting and while the request is written, so each caller sends at
     its own slot. A limiter that books future slots and lets callers sleep outside the lock
@@ -92,24 +77,27 @@ class ThreadRateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_allowed = float("-inf")
+        self._schedule = SendSchedule(self._interval) if self._interval else None
         self._paused_until = float("-inf")  # written without the lock: a holder may sleep
 
     def acquire(self) -> Release:
-        if not self._interval:  # no cap: only a pause holds senders back
+        schedule = self._schedule
+        if schedule is None:  # no cap: only a pause holds senders back
             while (wait := self._paused_until - self._clock()) > 0:
                 self._sleep(wait)
             return _nothing
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
-            while (wait := max(self._next_allowed, self._paused_until) - self._clock()) > 0:
+            while (
+                wait := (turn_at := max(schedule.turn(), self._paused_until)) - self._clock()
+            ) > 0:
                 self._sleep(wait)  # a pause that arrives meanwhile is seen on the next turn
             admitted_at = self._clock()
             turn = held.pop_all()  # still held: the caller's release lets it go
 
         def release() -> None:
             with turn:
-                self._next_allowed = next_turn(admitted_at, self._clock(), self._interval)
+                schedule.sent(turn_at, admitted_at, self._clock())
 
         return once(release)
 
