@@ -13,6 +13,7 @@ from pendo_assets.scale_demo.measure import (
     busiest_window,
     combined_rate,
     landing,
+    loaded_destination,
     most_at_once,
     open_per_bucket,
     timeline,
@@ -51,6 +52,16 @@ def test_no_arrivals_have_an_empty_busiest_second() -> None:
 
 def test_the_combined_rate_is_requests_over_the_first_to_last_span() -> None:
     assert combined_rate([10.0, 11.0, 12.0, 14.0, 15.0]) == 1.0  # 5 requests in 5 s
+
+
+def test_the_loaded_destination_is_the_one_with_the_most_requests() -> None:
+    arrivals = {"<integration_key>": [1.0, 90.0], "<track_event_secret>": [2.0, 3.0, 4.0]}
+
+    assert loaded_destination(arrivals) == "<track_event_secret>"
+
+
+def test_no_requests_load_no_destination() -> None:
+    assert loaded_destination({}) is None
 
 
 def test_one_request_has_no_rate() -> None:
@@ -170,7 +181,9 @@ def test_a_rate_under_ninety_percent_of_the_cap_fails() -> None:
 
     judge(report)
 
-    assert [name for name, ok in report.checks.items() if not ok] == ["combined rate >= 90% of cap"]
+    assert [name for name, ok in report.checks.items() if not ok] == [
+        "combined rate at the loaded destination >= 90% of cap"
+    ]
 
 
 def test_a_single_pacing_429_fails() -> None:

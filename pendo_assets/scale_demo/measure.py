@@ -7,7 +7,7 @@ worked out by hand.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -42,6 +42,12 @@ def combined_rate(arrivals: Sequence[float]) -> float:
         return 0.0
     span = max(arrivals) - min(arrivals)
     return len(arrivals) / span if span > 0 else 0.0
+
+
+def loaded_destination(arrivals_by_destination: Mapping[str, Sequence[float]]) -> str | None:
+    """The destination that got the most requests: the one a backfill loads up to its cap
+    (each destination has a cap of its own)."""
+    return max(arrivals_by_destination, key=lambda d: len(arrivals_by_destination[d]), default=None)
 
 
 def most_at_once(intervals: Iterable[tuple[float, float]]) -> int:

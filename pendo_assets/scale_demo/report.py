@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 BUSIEST_SECOND_TOLERANCE = 1.05  # the busiest second may exceed the cap by at most 5%
-MIN_RATE_SHARE = 0.90  # all runs together get at least 90% of the cap through
+MIN_RATE_SHARE = 0.90  # all runs together get 90% of a destination's cap through
 MIN_RUNS_AT_ONCE = 4
 MIN_WORKERS = 2
 
@@ -22,7 +22,13 @@ class ScaleReport:
     busiest_second: int = 0
     busiest_second_at: float = 0.0  # seconds after the first request
     busiest_second_by_credential: dict[str, int] = field(default_factory=dict)
+    # All runs together at the destination they load (the most requests: the track secret's;
+    # the cap is per destination), from its first request to its last. The metadata
+    # destination gets 2 requests a run and cannot come near its own cap.
     combined_rate: float = 0.0
+    loaded_destination: str = ""
+    rate_by_credential: dict[str, float] = field(default_factory=dict)
+    rate_all_destinations: float = 0.0  # every request, first to last of any destination
     sending_seconds: float = 0.0
     requests_per_5s: list[int] = field(default_factory=list)
     event_steps_per_5s: list[int] = field(default_factory=list)  # sending event steps
@@ -58,6 +64,7 @@ def judge(report: ScaleReport) -> None:
     and busiest second are reported, not judged: the partitions of the killed steps wait for
     their leases to expire)."""
     cap = report.cap
+    rate_check = f"combined rate at the loaded destination >= {MIN_RATE_SHARE:.0%} of cap"
     checks = {
         f"at least {MIN_RUNS_AT_ONCE} runs at once": report.runs_at_once >= MIN_RUNS_AT_ONCE,
         f"steps ran on at least {MIN_WORKERS} Celery workers": len(report.steps_by_worker)
@@ -74,8 +81,7 @@ def judge(report: ScaleReport) -> None:
                 )
                 <= cap * BUSIEST_SECOND_TOLERANCE,
                 "no pacing 429": report.pacing_429 == 0,
-                f"combined rate >= {MIN_RATE_SHARE:.0%} of cap": report.combined_rate
-                >= cap * MIN_RATE_SHARE,
+                rate_check: report.combined_rate >= cap * MIN_RATE_SHARE,
                 "every run succeeded": set(report.run_statuses) == {"SUCCESS"},
             }
         )
@@ -114,9 +120,12 @@ def format_report(report: ScaleReport) -> str:
         f"== scale demo ({report.mode}): {len(report.days)} daily partitions "
         f"{report.days[0]}..{report.days[-1]} of events and of visitor metadata",
         f"cap (PENDO_MAX_REQUESTS_PER_SECOND): {cap:g} requests/s",
-        f"achieved rate: {report.combined_rate:.1f} requests/s "
-        f"({report.combined_rate / cap:.0%} of the cap): {report.requests} requests in "
-        f"{report.sending_seconds:.1f}s from the first to the last",
+        f"achieved rate at {report.loaded_destination}: {report.combined_rate:.1f} requests/s "
+        f"({report.combined_rate / cap:.0%} of the cap), all runs together from its first "
+        "request to its last; per credential: "
+        + ", ".join(f"{k} {v:.1f}/s" for k, v in report.rate_by_credential.items()),
+        f"every request: {report.requests} in {report.sending_seconds:.1f}s from the first to "
+        f"the last of any destination ({report.rate_all_destinations:.1f}/s)",
         f"busiest second: {report.busiest_second} requests ({report.busiest_second / cap:.0%} "
         f"of the cap), {report.busiest_second_at:.1f}s after the first request; per credential: "
         f"{by_credential}",

@@ -51,6 +51,7 @@ from .measure import (
     busiest_window,
     combined_rate,
     landing,
+    loaded_destination,
     most_at_once,
     open_per_bucket,
     timeline,
@@ -309,7 +310,15 @@ def measure(
         credential: busiest_window(times).requests
         for credential, times in sorted(log.arrivals_by_credential.items())
     }
-    report.combined_rate = combined_rate(log.arrivals)
+    report.rate_by_credential = {
+        credential: combined_rate(times)
+        for credential, times in sorted(log.arrivals_by_credential.items())
+    }
+    loaded = loaded_destination(log.arrivals_by_credential)
+    if loaded is not None:
+        report.loaded_destination = loaded
+        report.combined_rate = report.rate_by_credential[loaded]
+    report.rate_all_destinations = combined_rate(log.arrivals)
     report.sending_seconds = log.arrivals[-1] - log.arrivals[0] if log.arrivals else 0.0
     report.requests_per_5s = timeline(log.arrivals)
     report.pacing_429 = int(log.counters["pacing_429"])
