@@ -120,6 +120,14 @@ def test_no_window_of_a_second_holds_more_sends_than_the_cap() -> None:
     assert max(sum(1 for t in written if start <= t < start + 1.05) for start in written) == 4
 
 
+def test_above_128_sends_a_second_the_window_holds_128_sends_to_their_share() -> None:
+    """At a cap of 1,000 the guard keeps 128 writes: after a slow write at 0.3 s, the next
+    127 go a millisecond apart and the 128th after it waits until 1.05 x 0.128 s later."""
+    _, written = sends([0.3] + [0.0] * 128, per_second=1000)
+    assert written[127] == 0.426
+    assert written[128] == round(0.3 + 1.05 * 128 / 1000, 9)
+
+
 def test_a_quick_write_does_not_delay_the_next_turn() -> None:
     """A write that ends before the next slot costs the rate nothing: the next send goes one
     interval after this one's slot, not one interval after its write."""

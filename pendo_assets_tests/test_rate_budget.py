@@ -255,6 +255,14 @@ def test_a_rate_file_written_before_a_reboot_does_not_stall_sends(tmp_path: Path
     assert time.monotonic() - started < 1.0
 
 
+def test_a_high_cap_keeps_the_rate_file_small(tmp_path: Path) -> None:
+    """Every send reads and writes the file: its window stays at 128 writes, whatever the cap."""
+    limiter = HostBudget(tmp_path / "budget").limiter(DESTINATION, 100_000)
+    for _ in range(300):
+        limiter.acquire()()
+    assert limiter.path.stat().st_size < 1100  # 129 times of 8 bytes and a header
+
+
 def test_a_rate_file_of_the_release_before_does_not_stall_sends(tmp_path: Path) -> None:
     limiter = HostBudget(tmp_path / "budget").limiter(DESTINATION, 10)
     limiter.path.write_text(repr(time.monotonic() + 200).ljust(32))  # its next time, as text

@@ -36,9 +36,9 @@ from pendo_assets.client.rate_limit import (
 )
 from pendo_assets.client.send_schedule import (
     CATCH_UP_INTERVALS,
-    WINDOW_SECONDS,
     slot_of,
     window_sends,
+    window_span,
 )
 
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
@@ -199,7 +199,7 @@ class PostgresRateLimiter:
             "catch_up": interval * CATCH_UP_INTERVALS,
             # No cap: a window of the last write, over when it was written.
             "window": window_sends(interval) or 1,
-            "span": WINDOW_SECONDS if interval else 0.0,
+            "span": window_span(interval),
         }
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
