@@ -289,6 +289,37 @@ def test_sends_after_a_slow_write_never_put_more_than_the_cap_into_a_second(
 
 
 @pytest.mark.postgres
+def test_a_rate_table_of_the_release_before_gains_the_window_column(
+    postgres_url: str, pg_schema: str
+) -> None:
+    import sqlalchemy as sa
+
+    url = f"{postgres_url}?options=-csearch_path%3D{pg_schema}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE UNLOGGED TABLE pendo_rate_budget (destination TEXT PRIMARY KEY, "
+            "next_at TIMESTAMPTZ NOT NULL, paused_until TIMESTAMPTZ)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO pendo_rate_budget VALUES (%(destination)s, now(), NULL)",
+            {"destination": DESTINATION},
+        )
+    budget = PostgresBudget(url)
+    try:
+        for _ in range(3):
+            budget.limiter(DESTINATION, 10).acquire()()
+    finally:
+        budget.close()
+    with engine.begin() as connection:
+        windows = connection.exec_driver_sql(
+            "SELECT cardinality(written_at) FROM pendo_rate_budget"
+        ).all()
+    engine.dispose()
+    assert windows == [(3,)]
+
+
+@pytest.mark.postgres
 def test_a_postgresql_budget_that_cannot_be_written_says_so(
     postgres_url: str, pg_schema: str
 ) -> None:

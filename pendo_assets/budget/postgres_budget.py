@@ -48,16 +48,22 @@ PACING_TABLE = "pendo_visitor_pacing"
 _SETUP_LOCK = 0x70656E646F  # "pendo": one advisory lock serialises table creation
 _POOL_SIZE = 4  # connections a process keeps; sender threads take turns on them
 
+_WRITTEN_AT = "written_at TIMESTAMPTZ[] NOT NULL DEFAULT '{}'"  # the window guard's writes
 _SETUP = (
-    f"CREATE UNLOGGED TABLE IF NOT EXISTS {RATE_TABLE} "
-    "(destination TEXT PRIMARY KEY, next_at TIMESTAMPTZ NOT NULL, paused_until TIMESTAMPTZ)",
+    f"CREATE UNLOGGED TABLE IF NOT EXISTS {RATE_TABLE} (destination TEXT PRIMARY KEY, "
+    f"next_at TIMESTAMPTZ NOT NULL, paused_until TIMESTAMPTZ, {_WRITTEN_AT})",
     f"CREATE UNLOGGED TABLE IF NOT EXISTS {PACING_TABLE} (destination TEXT NOT NULL, "
     "visitor_id TEXT NOT NULL, free_at TIMESTAMPTZ NOT NULL, "
     "PRIMARY KEY (destination, visitor_id))",
     f"DELETE FROM {PACING_TABLE} WHERE free_at < clock_timestamp() - interval '1 hour'",
-    # The last writes' times (the window guard); added to a table of the release before.
-    f"ALTER TABLE {RATE_TABLE} ADD COLUMN IF NOT EXISTS written_at TIMESTAMPTZ[] NOT NULL "
-    "DEFAULT '{}'",
+    # A table of the release before gains the column. Checked first: ALTER TABLE locks the
+    # table out for every sender even when the column is there, and runs start all the time.
+    f"""DO $$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{RATE_TABLE}'::regclass
+                       AND attname = 'written_at' AND NOT attisdropped) THEN
+            ALTER TABLE {RATE_TABLE} ADD COLUMN {_WRITTEN_AT};
+        END IF;
+    END $$""",
 )
 # Parameters in the pyformat style both psycopg 3 and psycopg2 take. GREATEST skips NULLs.
 _LOCK = "SELECT pg_advisory_lock(hashtextextended(%(destination)s, 0))"
