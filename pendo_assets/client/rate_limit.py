@@ -7,9 +7,9 @@ threads of one process; `pendo_assets.budget` has budgets shared by every proces
 or, through PostgreSQL, by every host.
 
 A sender holds its turn from the moment it is admitted until its request is on the wire, and
-the next turn is timed from its slot and its write (`send_schedule`): a sender descheduled
-between its admission and its write lets the next ones catch up by at most two intervals,
-and no second holds more sends than the cap.
+the next turn is timed from its slot and its write (`send_schedule`): a sender late to its
+turn or slow to write by less than an interval does not move the turns after it, and no
+second holds more sends than the cap.
 """
 
 from __future__ import annotations
