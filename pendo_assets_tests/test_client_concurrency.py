@@ -131,14 +131,7 @@ def test_above_128_sends_a_second_the_window_holds_128_sends_to_their_share() ->
 def test_a_quick_write_does_not_delay_the_next_turn() -> None:
     """A write that ends before the next slot costs the rate nothing: the next send goes one
     interval after this one's slot, not one interval after its write."""
-    clock = FakeClock()
-    limiter = ThreadRateLimiter(4, clock=clock, sleep=clock.sleep)
-    sent = []
-    for _ in range(4):
-        release = limiter.acquire()
-        sent.append(clock())
-        clock.now += 0.02  # the write
-        release()
+    sent, _ = sends([0.02] * 4)  # each write takes 0.02 s
     assert [round(b - a, 9) for a, b in itertools.pairwise(sent)] == [0.25] * 3
 
 

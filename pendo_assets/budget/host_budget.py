@@ -69,7 +69,11 @@ class HostRateLimiter:
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             held.enter_context(self._locked())
-            while (wait := (turn_at := (schedule := self._read()).turn()) - self._clock()) > 0:
+            while True:  # read again after a sleep: a pause may have come meanwhile
+                schedule = self._read()
+                turn_at = schedule.turn()
+                if (wait := turn_at - self._clock()) <= 0:
+                    break
                 self._sleep(wait)
             admitted_at = self._clock()
             turn = held.pop_all()  # still held: the caller's release lets both go

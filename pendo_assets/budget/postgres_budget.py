@@ -191,22 +191,22 @@ class PostgresRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.destination = destination
-        self._interval = check_rate(max_per_second)
+        self._interval = interval = check_rate(max_per_second)
         self._connections = connections
         self._sleep = sleep
         # One sender of this process in the database's queue at a time: one connection.
         self._lock = threading.Lock()
-
-    def acquire(self) -> Release:
-        interval = self._interval
-        key: dict[str, Any] = {
-            "destination": self.destination,
+        self._key: dict[str, Any] = {  # the statements' parameters, the same for every send
+            "destination": destination,
             "interval": interval,
             "catch_up": interval * CATCH_UP_INTERVALS,
             # No cap: a window of the last write, over when it was written.
             "window": window_sends(interval) or 1,
             "span": window_span(interval),
         }
+
+    def acquire(self) -> Release:
+        interval, key = self._interval, self._key
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             cursor = held.enter_context(self._connections.session())
