@@ -768,7 +768,10 @@ def notes(
         f"engine duration {first.get('duration_seconds')} s.",
         f"unchanged re-sync: sandbox request counter {r.unchanged_counter} (read cheaply: the "
         f"sandbox was reset before the run); ours reported "
-        f"skipped_unchanged={r.reports.get('unchanged', {}).get('skipped_unchanged')}.",
+        f"skipped_unchanged={r.reports.get('unchanged', {}).get('skipped_unchanged')}, "
+        f"partition_fingerprint {r.reports.get('unchanged', {}).get('partition_fingerprint')!r} "
+        "(the first sync's: "
+        f"{r.reports.get('first', {}).get('partition_fingerprint')!r}).",
         f"1% changed: {r.changed_rows_in_sql:,} rows got seats + 1 in SQL (every "
         f"{CHANGED_EVERY}th id, updated_at kept); the sandbox, reset before the run, then held "
         f"{r.changed_records:,} visitors, "
@@ -777,7 +780,8 @@ def notes(
             if r.changed_ok
             else "NOT exactly the changed ids with their new seats"
         )
-        + f"; ours reported sent={r.reports.get('changed', {}).get('sent')}.",
+        + f"; ours reported sent={r.reports.get('changed', {}).get('sent')}, "
+        f"partition_fingerprint {r.reports.get('changed', {}).get('partition_fingerprint')!r}.",
         f"sandbox peak RSS over the whole benchmark: {r.sandbox_peak_rss_mib:,.0f} MiB (it keeps "
         "every record until reset).",
         "one run of each on a shared machine: times move between runs (compare the load "

@@ -355,3 +355,34 @@ def test_sync_state_on_postgres_lets_a_second_run_skip_what_pendo_already_has(
         ).scalars()
         assert list(keys) == ["v-1", "v-2"]
     engine.dispose()
+
+
+def test_an_unchanged_partition_says_so_in_its_metadata_and_is_not_read(
+    materialize_sync: Any, sandbox: SandboxServer, warehouse: Any, sync_day: date
+) -> None:
+    table = warehouse.create(
+        "visitors",
+        Column("id", Text),
+        Column("plan", Text),
+        Column("updated_at", DateTime(timezone=True)),
+        rows=[{"id": f"v-{i}", "plan": "pro", "updated_at": utc(sync_day, i)} for i in range(3)],
+    )
+    spec = SyncSpec(
+        name="pg_unchanged",
+        object_type="visitor_metadata",
+        source=SourceSpec(table=table, partition_column="updated_at"),
+        mapping={"id": "visitorId", "plan": "plan"},
+    )
+
+    first = materialize_sync(spec, sync_day, warehouse_url=warehouse.reader_url)
+    sandbox.reset()
+    second = materialize_sync(spec, sync_day, warehouse_url=warehouse.reader_url)
+
+    assert first.metadata("pendo")["partition_fingerprint"] == "kept for the next run"
+    metadata = second.metadata("pendo")
+    assert metadata["partition_fingerprint"] == (
+        f"unchanged since run {first.run_id}: rows not read"
+    )
+    assert (metadata["dagster/row_count"], metadata["skipped_unchanged"]) == (3, 3)
+    assert (metadata["sent"], metadata["requests"]) == (0, 0)
+    assert sandbox.state()["requests"] == []

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
 
@@ -16,6 +15,7 @@ from pendo_assets.sync.record.partition_lease import LeaseSettings
 from pendo_assets.sync.record.state_store import StateStore, state_engine
 from pendo_assets.sync.source.warehouse import (
     DEFAULT_CHUNK_ROWS,
+    PartitionStream,
     WarehouseError,
     stream_partition,
 )
@@ -49,7 +49,7 @@ class WarehouseResource(dg.ConfigurableResource):
         partition_key: str,
         *,
         on_count: Callable[[int], None] | None = None,
-    ) -> Iterator[pd.DataFrame]:
+    ) -> PartitionStream:
         """The sync's rows of one partition, chunk by chunk; metadata rows grouped by id, so
         the last row of an id in the partition wins whatever the chunk size. ``on_count``
         hears the rows of the whole source no partition reads, after the last chunk.

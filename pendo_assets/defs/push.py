@@ -7,11 +7,9 @@ waits and then sees this run's state and failures, never sends what this run sen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
 from pendo_assets.budget import HostBudget, PostgresBudget, VisitorPacing
@@ -30,7 +28,7 @@ from pendo_assets.sync.record.partition_lease import PartitionBusy, PartitionLea
 from pendo_assets.sync.record.state_store import StateStore
 from pendo_assets.sync.record.state_tables import StateDatabaseError
 from pendo_assets.sync.results import SyncReport
-from pendo_assets.sync.source.warehouse import WarehouseError
+from pendo_assets.sync.source.warehouse import PartitionStream, WarehouseError
 from pendo_assets.sync.spec import SyncSpec
 
 from .database_resources import SyncStateResource, WarehouseResource
@@ -164,7 +162,7 @@ def _lease(
 def _run(
     context: dg.AssetExecutionContext,
     spec: SyncSpec,
-    rows: Iterator[pd.DataFrame],
+    rows: PartitionStream,
     warehouse: WarehouseResource,
     client: PendoClient,
     options: SyncOptions,

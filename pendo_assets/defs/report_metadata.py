@@ -53,6 +53,8 @@ def report_metadata(spec: SyncSpec, report: SyncReport) -> dict[str, Any]:
     )
     if report.destination:
         metadata["destination"] = report.destination
+    if report.partition_fingerprint:
+        metadata["partition_fingerprint"] = report.partition_fingerprint
     if report.warnings:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in report.warnings))
     return metadata

@@ -2,7 +2,9 @@
 
     source/   chunks of the partition (`stream_partition`, or a DataFrame given whole)
     prepare/  ids, values, validation (`metadata_rows`, `track_rows`)
-    decide/   keys, hashes, one state lookup per chunk, send or skip (`chunk_plan`)
+    decide/   keys, hashes, one state lookup per chunk, send or skip (`chunk_plan`); a
+              metadata partition unchanged since a run left nothing to do is not read at all
+              (`unchanged_partition`)
     deliver/  a bounded pool of requests (`metadata_delivery`, `track_delivery`)
     record/   what Pendo accepted, by one writer thread (`state_writer`, `state_store`)
     account   every row sent, failed or skipped (`row_accounting`)
@@ -27,6 +29,7 @@ from pendo_assets.budget.visitor_pacing import VisitorPacing
 from pendo_assets.client import PendoAuthError, PendoClient, PendoError
 from pendo_assets.sync.decide.change_detection import NO_CHANGES, Keyed, changes_markdown
 from pendo_assets.sync.decide.chunk_plan import Plan, Planner, Stop
+from pendo_assets.sync.decide.unchanged_partition import UnchangedPartition
 from pendo_assets.sync.deliver.metadata_delivery import deliver_metadata
 from pendo_assets.sync.deliver.outcome import DeliveryOutcome, SyncAborted, brief
 from pendo_assets.sync.deliver.track_delivery import deliver_events
@@ -38,7 +41,7 @@ from pendo_assets.sync.record.state_store import AcceptedRows, StateScope, State
 from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.results import DryRun, RowFailure, SyncReport
 from pendo_assets.sync.row_accounting import account_broken_chunk, account_chunk
-from pendo_assets.sync.source.warehouse import WarehouseError
+from pendo_assets.sync.source.warehouse import PartitionStream, WarehouseError
 from pendo_assets.sync.spec import SyncSpec
 
 logger = logging.getLogger("pendo_assets.sync")
@@ -156,6 +159,7 @@ def _run_stream(
         preflight=options.preflight,
         now_ms=options.now_ms,
     )
+    unchanged = _unchanged_check(spec, rows, scope, partition_key, options)
     send = _Sender(spec, client, options, scope, lease, pacing)
     try:
         with _read_ahead(rows) as chunks, Prefetched(_planned(iter(chunks), planner)) as plans:
@@ -164,10 +168,14 @@ def _run_stream(
         unrecorded = send.close()
     if unrecorded is not None:
         stop.set(unrecorded, None, retryable=True)
+    if unchanged is not None and unchanged.skipped is not None:
+        unchanged.account(report)
     _warn_old_events(spec, planner.older_than_window, report, partition_key, log)
     report.requests = client.stats_snapshot().requests - requests_before
     report.duration_seconds = time.perf_counter() - started
     report.check_invariant()
+    if unchanged is not None and unchanged.skipped is None and not stop:
+        unchanged.keep(report, run_id=options.run_id, lease=lease)
     if stop:
         reason = stop.reason or ""
         if reason.startswith("internal error"):
@@ -175,6 +183,28 @@ def _run_stream(
         what = f"stopped before sending: {reason}" if stop.before_sending else f"stopped: {reason}"
         raise _stopped(spec, report, what, retryable=stop.retryable)
     return report
+
+
+def _unchanged_check(
+    spec: SyncSpec,
+    rows: Rows,
+    scope: StateScope | None,
+    partition_key: str | None,
+    options: SyncOptions,
+) -> UnchangedPartition | None:
+    """A metadata partition streamed from the warehouse is fingerprinted before it is read
+    (where the warehouse can): not read at all if a run left it, and the state, as they are."""
+    if (
+        scope is None
+        or not spec.is_metadata
+        or partition_key is None
+        or options.dry_run
+        or not isinstance(rows, PartitionStream)
+    ):
+        return None
+    unchanged = UnchangedPartition(spec, scope, partition_key, may_skip=not options.full_refresh)
+    rows.check_fingerprint(unchanged.check)
+    return unchanged
 
 
 def _deliver_all(

@@ -55,6 +55,9 @@ class SyncReport:
     destination: str | None = None  # where it went: base URL + credential fingerprint
     warnings: list[str] = field(default_factory=list)
     dry_run: DryRun | None = None
+    # Metadata from a PostgreSQL warehouse: rows not read (unchanged), fingerprint kept, or
+    # why not (`decide.unchanged_partition`); None where no fingerprint was taken.
+    partition_fingerprint: str | None = None
 
     @property
     def records_per_second(self) -> float:

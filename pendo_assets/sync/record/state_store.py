@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from pendo_assets.batching import chunks
 from pendo_assets.sync.record.failure_store import metadata as shared_metadata
 from pendo_assets.sync.record.packed_hashes import Hashes, hex_list, packed, pick
+from pendo_assets.sync.record.partition_fingerprints import count_change
 from pendo_assets.sync.record.state_tables import (
     HASH_BYTES,
     STATE_TABLES,
@@ -260,6 +261,8 @@ class StateScope:
         self.destination = destination
         self.sync_name = sync_name
         self.scope_id = scope_id
+        # The scope's change counts this object's own writes made (see `state_tables`).
+        self.own_changes: set[int] = set()
 
     def known(self, keys: Sequence[str]) -> dict[str, str]:
         """The payload hash last accepted per key (absent keys were never accepted).
@@ -388,6 +391,8 @@ class StateScope:
                     hashes[start * HASH_BYTES : end * HASH_BYTES],
                     payloads[start:end],
                 )
+            # Last, so the scope's row lock is held only until the commit right after.
+            self.own_changes.add(count_change(connection, self.scope_id))
         return len(keys)
 
     def count(self) -> int:

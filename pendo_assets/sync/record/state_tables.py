@@ -3,10 +3,15 @@
 Per destination and sync (a scope, numbered in `pendo_sync_scopes`), `pendo_sync_records`
 holds what Pendo last accepted per record key: the payload hash as 16 bytes, the write that
 recorded it (`pendo_sync_writes`: run id and time, one row per state transaction) and, where a
-sync keeps them, the payload. One B-tree per record on SQLite (WITHOUT ROWID, keyed by scope
-number and key): the layout before this one repeated destination and sync name in a table
-and again in its primary-key index, five times the bytes per record, and writing them was the
-largest single cost of a first sync. `pendo_sync_leases` holds which run is syncing a
+sync keeps them, the payload. A scope's `changes` counts its state transactions, in commit
+order (each takes the scope's row lock to count); `pendo_sync_partition_fingerprints` holds,
+per scope and partition, the fingerprint of the rows of the last run that left nothing to do
+and the count it was taken at (see `partition_fingerprints`).
+
+One B-tree per record on SQLite (WITHOUT ROWID, keyed by scope number and key): the layout
+before this one repeated destination and sync name in a table and again in its primary-key
+index, five times the bytes per record, and writing them was the largest single cost of a
+first sync. `pendo_sync_leases` holds which run is syncing a
 partition to a destination right now.
 """
 
@@ -30,6 +35,8 @@ scope_table = sa.Table(
     # Where records were accepted: base URL + one-way fingerprint of the credential.
     sa.Column("destination", sa.String(DESTINATION_LENGTH), nullable=False),
     sa.Column("sync_name", sa.String(SYNC_NAME_LENGTH), nullable=False),
+    # State transactions that wrote records of this scope (NULL: none since the column came).
+    sa.Column("changes", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("destination", "sync_name", name="pendo_sync_scopes_destination_sync"),
 )
 
@@ -65,7 +72,20 @@ lease_table = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
-STATE_TABLES = (scope_table, write_table, record_table, lease_table)
+fingerprint_table = sa.Table(
+    "pendo_sync_partition_fingerprints",
+    shared_metadata,
+    sa.Column("scope_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("partition_key", sa.String(200), primary_key=True),
+    sa.Column("digest", sa.String(32), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("superseded", sa.BigInteger, nullable=False),  # rows of an id a later row replaced
+    sa.Column("changes", sa.BigInteger, nullable=False),  # the scope's count when it was taken
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+STATE_TABLES = (scope_table, write_table, record_table, lease_table, fingerprint_table)
 
 
 def hex_of(dialect: str, column: str) -> str:

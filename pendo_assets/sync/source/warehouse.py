@@ -37,6 +37,10 @@ from pendo_assets.database_urls import masked
 from pendo_assets.sync.source.boolean_spellings import SpelledBoolean
 from pendo_assets.sync.source.column_chunks import FETCH_ROWS, column_chunks, column_frame
 from pendo_assets.sync.source.fetched_rows import fetch_batches
+from pendo_assets.sync.source.partition_fingerprint import (
+    PartitionFingerprint,
+    partition_fingerprint,
+)
 from pendo_assets.sync.source.partition_kinds import (
     EPOCH_LIMIT,
     CursorError,
@@ -49,7 +53,9 @@ from pendo_assets.sync.source.partition_kinds import (
 from pendo_assets.sync.spec import DEFAULT_SENSOR_LOOKBACK_DAYS, SourceSpec
 
 __all__ = [
+    "FingerprintCheck",
     "PartitionRead",
+    "PartitionStream",
     "RecentPartitions",
     "WarehouseError",
     "changed_partitions",
@@ -154,7 +160,7 @@ def stream_partition(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     group_by: str | None = None,
     on_count: Callable[[int], None] | None = None,
-) -> Iterator[pd.DataFrame]:
+) -> PartitionStream:
     """The rows of ``read_partition`` in chunks of about ``chunk_rows``: memory bounded by a chunk.
 
     The rows come through a server-side cursor where the driver has one (PostgreSQL); each
@@ -165,11 +171,49 @@ def stream_partition(
     the partition column. ``on_count``, when given, hears once the last chunk is read how many
     rows of the whole source no partition reads (``PartitionRead.rows_without_partition``),
     counted on the same connection, with the kind the read already probed.
+
+    Nothing is read until the stream is iterated; ``PartitionStream.check_fingerprint`` may
+    first ask for the partition's fingerprint, and the rows are then read only if wanted.
     """
     wanted = list(columns)
-    chunks = _chunks(engine, source, wanted, partition_key, chunk_rows, group_by, on_count=on_count)
-    for part, _kind in chunks:
-        yield part[wanted].reset_index(drop=True)
+
+    def read(check: FingerprintCheck | None) -> Iterator[pd.DataFrame]:
+        chunks = _chunks(
+            engine, source, wanted, partition_key, chunk_rows, group_by, on_count, check
+        )
+        for part, _kind in chunks:
+            yield part[wanted].reset_index(drop=True)
+
+    return PartitionStream(read)
+
+
+@dataclass(frozen=True)
+class FingerprintCheck:
+    """Asks for a partition's fingerprint before its rows are read. ``seed`` names what else
+    decides what a sync sends; ``wants_rows`` hears the fingerprint and says whether to read."""
+
+    seed: str
+    wants_rows: Callable[[PartitionFingerprint], bool]
+
+
+class PartitionStream:
+    """A partition's chunks, read when iterated (once).
+
+    With a fingerprint check, a PostgreSQL warehouse whose day filter is exact in SQL first
+    works out the partition's fingerprint, in the same REPEATABLE READ transaction (one
+    snapshot) as the read that follows, if one follows: the rows read are exactly the rows
+    fingerprinted. Elsewhere the check is never called and the rows are read as always.
+    """
+
+    def __init__(self, read: Callable[[FingerprintCheck | None], Iterator[pd.DataFrame]]) -> None:
+        self._read = read
+        self._check: FingerprintCheck | None = None
+
+    def check_fingerprint(self, check: FingerprintCheck) -> None:
+        self._check = check
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return self._read(self._check)
 
 
 def _needed(source: SourceSpec, wanted: Sequence[str]) -> list[str]:
@@ -188,19 +232,19 @@ def _chunks(
     partition_key: str,
     chunk_rows: int,
     group_by: str | None,
-    *,
     on_count: Callable[[int], None] | None = None,
+    check: FingerprintCheck | None = None,
 ) -> Iterator[tuple[pd.DataFrame, PartitionKind]]:
     """(chunk with the ``wanted`` columns, and the partition column where it is needed to put
     the rows in instant order; the partition column's kind), streamed; then the count of
-    unplaced rows to ``on_count``."""
+    unplaced rows to ``on_count``. With a ``check`` that wants no rows, none are read."""
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     start, end = partition_window(partition_key)
     needed = _needed(source, wanted)
     table = _selectable(source, needed)
     column = table.c[source.partition_column]
-    with _reading(engine, source, needed) as conn:
+    with _reading(engine, source, needed, one_snapshot=check is not None) as conn:
         kind = _partition_kind(conn, source, table)
         if kind is None:
             # No value to read yet: still fail now on a column that does not exist.
@@ -210,6 +254,17 @@ def _chunks(
             return
         # The partition column is fetched only to order or cut the rows in pandas.
         selected = list(dict.fromkeys(wanted)) if _exact_in_sql(kind) else needed
+        if check is not None and _exact_in_sql(kind):
+            found = partition_fingerprint(
+                conn,
+                [table.c[name] for name in selected],
+                kind.day_filter(column, start, end),
+                check.seed,
+            )
+            if found is not None and not check.wants_rows(found):
+                if on_count is not None:
+                    on_count(_count_unplaced(conn, table, column, kind))
+                return
         booleans = _boolean_columns(conn, source, selected)
         # Rows without an id come last; their order among ids does not matter.
         ordering = [column] if group_by is None else [table.c[group_by].nulls_last(), column]
@@ -443,9 +498,10 @@ def _partition_kind(
 
 @contextmanager
 def _reading(
-    engine: sa.Engine, source: SourceSpec, needed: Sequence[str]
+    engine: sa.Engine, source: SourceSpec, needed: Sequence[str], *, one_snapshot: bool = False
 ) -> Iterator[sa.Connection]:
-    """A connection that cannot write (PostgreSQL) and never commits; errors made readable."""
+    """A connection that cannot write (PostgreSQL) and never commits; errors made readable.
+    With ``one_snapshot``, every statement on it sees the same snapshot (REPEATABLE READ)."""
     try:
         conn = engine.connect()
     except sa.exc.DBAPIError as exc:
@@ -456,6 +512,8 @@ def _reading(
     with conn:  # closing rolls back: nothing is ever committed
         if conn.dialect.name == "postgresql":
             conn.execution_options(postgresql_readonly=True)
+            if one_snapshot:
+                conn.execution_options(isolation_level="REPEATABLE READ")
         try:
             yield conn
             return
