@@ -27,7 +27,7 @@ from pendo_assets.client.rate_limit import (
     once,
     pause_seconds,
 )
-from pendo_assets.client.send_schedule import SendSchedule
+from pendo_assets.client.send_schedule import MAX_WINDOW_SENDS, SendSchedule
 
 from .private_directory import private_directory, remove_stale_files
 from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
@@ -35,6 +35,8 @@ from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
 PACING_DATABASE = "visitor_pacing.sqlite3"
 _PACING_KEPT_SECONDS = 3600.0
 _SCHEDULE_MAGIC = b"pendo-send-schedule-1\n"  # then doubles: next turn, last writes
+#: The largest schedule file: one read of this many bytes takes it whole, with no fstat first.
+_SCHEDULE_MAX_BYTES = len(_SCHEDULE_MAGIC) + 8 * (1 + MAX_WINDOW_SENDS)
 
 
 def _file_name(destination: str) -> str:
@@ -70,7 +72,7 @@ class HostRateLimiter:
             held.enter_context(self._lock)
             held.enter_context(self._locked())
             while True:  # read again after a sleep: a pause may have come meanwhile
-                schedule = self._read()
+                schedule, size = self._read()
                 turn_at = schedule.turn()
                 if (wait := turn_at - self._clock()) <= 0:
                     break
@@ -81,17 +83,17 @@ class HostRateLimiter:
         def release() -> None:
             with turn:
                 schedule.sent(turn_at, admitted_at, self._clock())
-                self._write(schedule)
+                self._write(schedule, size)
 
         return once(release)
 
     def pause(self, seconds: float) -> None:
         with self._locked():  # the pause starts once it holds the lock, not before
             until = self._clock() + pause_seconds(seconds)
-            schedule = self._read()
+            schedule, size = self._read()
             if until > schedule.next_at:
                 schedule.next_at = until
-                self._write(schedule)
+                self._write(schedule, size)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -104,25 +106,42 @@ class HostRateLimiter:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _read(self) -> SendSchedule:
-        """The schedule in the file; a fresh one for a new file, a file of the release before
-        (the next time as text), or one written before a reboot (times implausibly far ahead)."""
+    def _read(self) -> tuple[SendSchedule, int]:
+        """The schedule in the file and the bytes read; a fresh schedule for a new file, a file
+        of the release before (the next time as text), one cut short or one written before a
+        reboot (times implausibly far ahead)."""
         interval = self._interval
-        data = os.pread(self._fd, os.fstat(self._fd).st_size, 0)
-        if not data.startswith(_SCHEDULE_MAGIC) or (len(data) - len(_SCHEDULE_MAGIC)) % 8:
-            return SendSchedule(interval)  # new, of the release before, or cut short
+        data = os.pread(self._fd, _SCHEDULE_MAX_BYTES + 1, 0)
+        fresh = SendSchedule(interval), len(data)
+        if (
+            not data.startswith(_SCHEDULE_MAGIC)
+            or (len(data) - len(_SCHEDULE_MAGIC)) % 8
+            or len(data) > _SCHEDULE_MAX_BYTES
+        ):
+            return fresh  # new, of the release before, or cut short
         times = array("d", data[len(_SCHEDULE_MAGIC) :])
         next_at, recent = (times[0], times[1:]) if times else (-math.inf, ())
         if max(next_at, *recent) - self._clock() > MAX_PAUSE_SECONDS + interval:
-            return SendSchedule(interval)  # written before a reboot
-        return SendSchedule(interval, next_at, recent)
+            return fresh  # written before a reboot
+        return SendSchedule(interval, next_at, recent), len(data)
 
-    def _write(self, schedule: SendSchedule) -> None:
+    def _write(self, schedule: SendSchedule, size: int) -> None:
+        """Over the schedule read (`size` bytes); the write itself marks the file in use (its
+        mtime), so no stale-file sweep removes it."""
         times = array("d", [schedule.next_at, *schedule.recent])
         record = _SCHEDULE_MAGIC + times.tobytes()
         os.pwrite(self._fd, record, 0)
-        os.ftruncate(self._fd, len(record))
-        os.utime(self._fd)  # the file is in use: not stale
+        if len(record) < size:
+            os.ftruncate(self._fd, len(record))
+
+
+# Takes the visitor unless its row says it is taken (free later, but not implausibly far
+# ahead: a time from before a reboot); RETURNING gives a row only if it was taken now.
+_CLAIM = (
+    "INSERT INTO pacing VALUES (?1, ?2, ?3 + ?4) ON CONFLICT (destination, visitor) "
+    "DO UPDATE SET free_at = excluded.free_at "
+    "WHERE NOT (pacing.free_at > ?3 AND pacing.free_at <= ?3 + 2 * ?4) RETURNING 1"
+)
 
 
 class HostVisitorPacing:
@@ -152,23 +171,22 @@ class HostVisitorPacing:
         )
 
     def claim(self, visitor: str) -> float:
+        """One statement (one write transaction) takes a free visitor; only a taken one costs
+        a second query, for how long it stays taken."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            while True:
                 now = self._clock()
+                params = (self.destination, visitor, now, CLAIM_HOLD_SECONDS)
+                taken = self._db.execute(_CLAIM, params).fetchall()
+                if taken:
+                    return 0.0
                 row = self._db.execute(
                     "SELECT free_at FROM pacing WHERE destination = ? AND visitor = ?",
                     (self.destination, visitor),
                 ).fetchone()
-                if row is not None and now < row[0] <= now + 2 * CLAIM_HOLD_SECONDS:
+                if row is not None and row[0] > now:
                     return retry_after(row[0] - now)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO pacing VALUES (?, ?, ?)",
-                    (self.destination, visitor, now + CLAIM_HOLD_SECONDS),
-                )
-                return 0.0
-            finally:
-                self._db.execute("COMMIT")
+                # Released between the two statements: claim again.
 
     def release(self, visitor: str, free_in: float) -> None:
         with self._lock:
