@@ -361,6 +361,65 @@ def test_the_rows_read_are_the_rows_fingerprinted_when_a_row_lands_in_between(
     assert len(read) == 10 and "v-late" not in read
 
 
+def test_a_fingerprint_taken_after_the_read_covers_the_rows_read_not_a_row_landed_meanwhile(
+    warehouse: WarehouseDb,
+) -> None:
+    """A run that must read anyway (a first sync) fingerprints after reading, in the same
+    snapshot: a row committed while it reads is in neither."""
+    taken: list[PartitionFingerprint] = []
+    rows = stream_partition(
+        warehouse.engine, VISITORS.source, VISITORS.columns, DAY1, chunk_rows=3, group_by="id"
+    )
+    rows.check_fingerprint(FingerprintCheck("seed", lambda f: taken.append(f) or True, first=False))
+    read: list[str] = []
+    for chunk in rows:
+        if not read:
+            warehouse.execute(
+                "INSERT INTO visitors VALUES ('v-late', 'x', 1, '2026-11-02T23:00:00Z')"
+            )
+        read += list(chunk["id"])
+
+    assert [f.rows for f in taken] == [len(read)] == [10]
+    assert taken[0].digest == _fingerprint_now(warehouse)
+
+
+def _fingerprint_now(warehouse: WarehouseDb) -> str:
+    """The partition's fingerprint as the table holds it now, less the late row."""
+    warehouse.execute("DELETE FROM visitors WHERE id = 'v-late'")
+    taken: list[PartitionFingerprint] = []
+    rows = stream_partition(
+        warehouse.engine, VISITORS.source, VISITORS.columns, DAY1, group_by="id"
+    )
+    rows.check_fingerprint(FingerprintCheck("seed", lambda f: taken.append(f) or False))
+    assert list(rows) == []
+    return taken[0].digest
+
+
+def test_a_first_sync_does_not_wait_for_the_fingerprint(
+    warehouse: WarehouseDb, client: PendoClient, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing kept could match: the rows are read first, the fingerprint taken after them."""
+    order: list[str] = []
+    fetch, take = warehouse_module.fetch_batches, warehouse_module.partition_fingerprint
+
+    def fetching(*args: Any, **kwargs: Any) -> Any:
+        order.append("read")
+        return fetch(*args, **kwargs)
+
+    def fingerprinting(*args: Any, **kwargs: Any) -> Any:
+        order.append("fingerprint")
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(warehouse_module, "fetch_batches", fetching)
+    monkeypatch.setattr(warehouse_module, "partition_fingerprint", fingerprinting)
+    first = sync(warehouse, client, state)
+    second = sync(warehouse, client, state)
+
+    assert order == ["read", "fingerprint", "fingerprint"]
+    assert first.partition_fingerprint == KEPT
+    assert second.partition_fingerprint == "unchanged since run local: rows not read"
+
+
 def test_a_fingerprint_is_not_kept_when_another_run_wrote_meanwhile(
     client: PendoClient, state: StateStore
 ) -> None:

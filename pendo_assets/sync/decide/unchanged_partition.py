@@ -82,7 +82,11 @@ class UnchangedPartition:
 
     @property
     def check(self) -> FingerprintCheck:
-        return FingerprintCheck(sync_seed(self._spec), self._wants_rows)
+        """Asked before the read only when a kept fingerprint could still match; otherwise
+        after it, to be kept (a first sync does not wait for it)."""
+        kept = self._kept
+        could_skip = self._may_skip and kept is not None and kept.changes == self.since
+        return FingerprintCheck(sync_seed(self._spec), self._wants_rows, first=could_skip)
 
     def _wants_rows(self, fingerprint: PartitionFingerprint) -> bool:
         self.taken = fingerprint

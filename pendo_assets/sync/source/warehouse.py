@@ -189,11 +189,14 @@ def stream_partition(
 
 @dataclass(frozen=True)
 class FingerprintCheck:
-    """Asks for a partition's fingerprint before its rows are read. ``seed`` names what else
-    decides what a sync sends; ``wants_rows`` hears the fingerprint and says whether to read."""
+    """Asks for a partition's fingerprint. ``seed`` names what else decides what a sync sends;
+    ``wants_rows`` hears the fingerprint and says whether to read the rows. With ``first``
+    false, the fingerprint is taken after the rows were read (same snapshot), its answer
+    ignored: for a run that must read anyway, the database's work then overlaps the sync's."""
 
     seed: str
     wants_rows: Callable[[PartitionFingerprint], bool]
+    first: bool = True
 
 
 class PartitionStream:
@@ -254,13 +257,17 @@ def _chunks(
             return
         # The partition column is fetched only to order or cut the rows in pandas.
         selected = list(dict.fromkeys(wanted)) if _exact_in_sql(kind) else needed
-        if check is not None and _exact_in_sql(kind):
-            found = partition_fingerprint(
-                conn,
-                [table.c[name] for name in selected],
-                kind.day_filter(column, start, end),
-                check.seed,
+        fingerprinted = check is not None and _exact_in_sql(kind)
+
+        def fingerprint() -> PartitionFingerprint | None:
+            where = kind.day_filter(column, start, end)
+            assert check is not None
+            return partition_fingerprint(
+                conn, [table.c[name] for name in selected], where, check.seed
             )
+
+        if fingerprinted and check is not None and check.first:
+            found = fingerprint()
             if found is not None and not check.wants_rows(found):
                 if on_count is not None:
                     on_count(_count_unplaced(conn, table, column, kind))
@@ -286,6 +293,10 @@ def _chunks(
             part = _in_instant_order(column_frame(columns, selected), source, kind, start, end)
             if len(part):
                 yield part, kind
+        if fingerprinted and check is not None and not check.first:
+            found = fingerprint()  # the same snapshot: exactly the rows just read
+            if found is not None:
+                check.wants_rows(found)
         if on_count is not None:
             on_count(_count_unplaced(conn, table, column, kind))
 
