@@ -121,14 +121,16 @@ class HostRateLimiter:
             return fresh  # new, of the release before, or cut short
         times = array("d", data[len(_SCHEDULE_MAGIC) :])
         next_at, recent = (times[0], times[1:]) if times else (-math.inf, ())
-        if max(next_at, *recent) - self._clock() > MAX_PAUSE_SECONDS + interval:
+        latest = max(next_at, recent[-1]) if recent else next_at  # writes are kept in order
+        if latest - self._clock() > MAX_PAUSE_SECONDS + interval:
             return fresh  # written before a reboot
         return SendSchedule(interval, next_at, recent), len(data)
 
     def _write(self, schedule: SendSchedule, size: int) -> None:
         """Over the schedule read (`size` bytes); the write itself marks the file in use (its
         mtime), so no stale-file sweep removes it."""
-        times = array("d", [schedule.next_at, *schedule.recent])
+        times = array("d", (schedule.next_at,))
+        times.extend(schedule.recent)
         record = _SCHEDULE_MAGIC + times.tobytes()
         os.pwrite(self._fd, record, 0)
         if len(record) < size:
