@@ -41,6 +41,14 @@ VISITORS = SyncSpec(
 )
 
 
+VISITORS_ELSEWHERE = SyncSpec(  # another sync of the same rows: a state of its own
+    name="visitors_elsewhere",
+    object_type=VISITORS.object_type,
+    source=VISITORS.source,
+    mapping=VISITORS.mapping,
+)
+
+
 @pytest.fixture
 def warehouse(postgres_url: str, pg_schema: str) -> Iterator[WarehouseDb]:
     """Table `visitors`: v-0..v-9 on DAY1 (plan "p<i>", seats i + 0.5)."""
@@ -418,6 +426,31 @@ def test_a_first_sync_does_not_wait_for_the_fingerprint(
     assert order == ["read", "fingerprint", "fingerprint"]
     assert first.partition_fingerprint == KEPT
     assert second.partition_fingerprint == "unchanged since run local: rows not read"
+
+
+def test_a_fingerprint_the_warehouse_cannot_work_out_leaves_the_sync_as_it_was(
+    warehouse: WarehouseDb,
+    sandbox: SandboxServer,
+    client: PendoClient,
+    state: StateStore,
+    reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fingerprint query fails in the database (here: a setting it does not know), before
+    the read (a kept fingerprint could match) or after it (nothing kept); a savepoint keeps the
+    read's transaction usable, and the rows are read and sent as always."""
+    import pendo_assets.sync.source.partition_fingerprint as fingerprint_module
+
+    sync(warehouse, client, state)  # keeps a fingerprint: the next run asks before reading
+    monkeypatch.setattr(fingerprint_module, "TEXT_SETTINGS", ("no_such.setting",))
+    warehouse.execute("UPDATE visitors SET plan = 'gold' WHERE id = 'v-3'")
+    before = sync(warehouse, client, state)
+    after = sync(warehouse, client, state, spec=VISITORS_ELSEWHERE)  # nothing kept: after
+
+    assert counts(before) == (10, 1, 9, 1) and counts(after) == (10, 10, 0, 1)
+    assert before.partition_fingerprint is None and after.partition_fingerprint is None
+    assert reads == [1, 1, 1]
+    assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == "gold"
 
 
 def test_a_fingerprint_is_not_kept_when_another_run_wrote_meanwhile(

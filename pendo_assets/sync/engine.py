@@ -192,8 +192,8 @@ def _unchanged_check(
     partition_key: str | None,
     options: SyncOptions,
 ) -> UnchangedPartition | None:
-    """A metadata partition streamed from the warehouse is fingerprinted before it is read
-    (where the warehouse can): not read at all if a run left it, and the state, as they are."""
+    """A metadata partition streamed from the warehouse is fingerprinted (where the warehouse
+    can): not read at all if a run left it, and the state, as they are now."""
     if (
         scope is None
         or not spec.is_metadata

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
 
 #: Part of every digest: a new way of fingerprinting never matches an old fingerprint.
 FINGERPRINT_VERSION = 1
@@ -58,9 +61,28 @@ def partition_fingerprint(
 
     Run it in the transaction, and snapshot, that reads the rows (REPEATABLE READ): a row
     committed between the fingerprint and the read would otherwise be sent but not counted.
+    A fingerprint the database cannot work out (a statement timeout, say) is None, and the
+    transaction goes on as it was (a savepoint): the rows are then read as always.
     """
     if conn.dialect.name != "postgresql":
         return None
+    try:
+        with conn.begin_nested():
+            return _fingerprint(conn, columns, where, seed)
+    except sa.exc.DBAPIError as error:
+        log.warning(
+            "no partition fingerprint (the rows are read): %s",
+            " ".join(str(error.orig or error).split())[:300],
+        )
+        return None
+
+
+def _fingerprint(
+    conn: sa.Connection,
+    columns: list[sa.ColumnElement[Any]],
+    where: sa.ColumnElement[bool],
+    seed: str,
+) -> PartitionFingerprint | None:
     settings = conn.execute(
         sa.select(*(sa.func.current_setting(name) for name in TEXT_SETTINGS))
     ).one()

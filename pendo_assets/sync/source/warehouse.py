@@ -257,18 +257,18 @@ def _chunks(
             return
         # The partition column is fetched only to order or cut the rows in pandas.
         selected = list(dict.fromkeys(wanted)) if _exact_in_sql(kind) else needed
-        fingerprinted = check is not None and _exact_in_sql(kind)
+        # Only where SQL cuts the day exactly can SQL fingerprint the rows a sync reads.
+        fingerprint = check if check is not None and _exact_in_sql(kind) else None
 
-        def fingerprint() -> PartitionFingerprint | None:
+        def take(check: FingerprintCheck) -> PartitionFingerprint | None:
             where = kind.day_filter(column, start, end)
-            assert check is not None
             return partition_fingerprint(
                 conn, [table.c[name] for name in selected], where, check.seed
             )
 
-        if fingerprinted and check is not None and check.first:
-            found = fingerprint()
-            if found is not None and not check.wants_rows(found):
+        if fingerprint is not None and fingerprint.first:
+            found = take(fingerprint)
+            if found is not None and not fingerprint.wants_rows(found):
                 if on_count is not None:
                     on_count(_count_unplaced(conn, table, column, kind))
                 return
@@ -293,10 +293,10 @@ def _chunks(
             part = _in_instant_order(column_frame(columns, selected), source, kind, start, end)
             if len(part):
                 yield part, kind
-        if fingerprinted and check is not None and not check.first:
-            found = fingerprint()  # the same snapshot: exactly the rows just read
+        if fingerprint is not None and not fingerprint.first:
+            found = take(fingerprint)  # the same snapshot: exactly the rows just read
             if found is not None:
-                check.wants_rows(found)
+                fingerprint.wants_rows(found)
         if on_count is not None:
             on_count(_count_unplaced(conn, table, column, kind))
 
