@@ -11,8 +11,8 @@ Text depends on session settings (time zone, date and interval styles, float dig
 money output), and the values the driver hands a sync depend on the column types: both go
 into the digest, so a changed setting or type means "changed", never a wrong "unchanged".
 Floats printed with fewer digits than they hold (``extra_float_digits`` below 1) could print
-alike while differing, so no fingerprint is taken then. Measured on 1,000,000 rows: about
-0.7 s against 2.2-2.9 s for reading them (README, "Throughput").
+alike while differing, so no fingerprint is taken then. Measured on 1,000,000 rows of four
+columns: about 0.5 s against 2.2-2.9 s for reading them (README, "Throughput").
 """
 
 from __future__ import annotations
@@ -89,14 +89,21 @@ def _fingerprint(
     if int(settings[TEXT_SETTINGS.index("extra_float_digits")]) < 1:
         return None
     types = _type_oids(conn, columns, where)
-    text = sa.cast(sa.func.ROW(*columns), sa.Text)
+    # Each row's text once: the OFFSET keeps PostgreSQL from folding the subquery into the
+    # aggregate, which would spell the row twice (measured: 0.82 s against 0.48 s a million).
+    rows = (
+        sa.select(sa.cast(sa.func.ROW(*columns), sa.Text).label("text"))
+        .where(where)
+        .offset(0)
+        .subquery("rows")
+    )
     first, second = _hash_seeds(seed)
     count, one, two = conn.execute(
         sa.select(
-            sa.func.count(),
-            sa.func.sum(sa.cast(sa.func.hashtextextended(text, first), sa.Numeric)),
-            sa.func.sum(sa.cast(sa.func.hashtextextended(text, second), sa.Numeric)),
-        ).where(where)
+            sa.func.count(),  # the sums of bigints are numeric: no overflow
+            sa.func.sum(sa.func.hashtextextended(rows.c.text, first)),
+            sa.func.sum(sa.func.hashtextextended(rows.c.text, second)),
+        )
     ).one()
     described = [FINGERPRINT_VERSION, seed, list(settings), types, count, str(one), str(two)]
     digest = hashlib.blake2b(json.dumps(described).encode(), digest_size=16).hexdigest()
