@@ -112,18 +112,17 @@ class HostRateLimiter:
         reboot (times implausibly far ahead)."""
         interval = self._interval
         data = os.pread(self._fd, _SCHEDULE_MAX_BYTES + 1, 0)
-        fresh = SendSchedule(interval), len(data)
         if (
             not data.startswith(_SCHEDULE_MAGIC)
             or (len(data) - len(_SCHEDULE_MAGIC)) % 8
             or len(data) > _SCHEDULE_MAX_BYTES
         ):
-            return fresh  # new, of the release before, or cut short
+            return SendSchedule(interval), len(data)  # new, of the release before, cut short
         times = array("d", data[len(_SCHEDULE_MAGIC) :])
         next_at, recent = (times[0], times[1:]) if times else (-math.inf, ())
         latest = max(next_at, recent[-1]) if recent else next_at  # writes are kept in order
         if latest - self._clock() > MAX_PAUSE_SECONDS + interval:
-            return fresh  # written before a reboot
+            return SendSchedule(interval), len(data)  # written before a reboot
         return SendSchedule(interval, next_at, recent), len(data)
 
     def _write(self, schedule: SendSchedule, size: int) -> None:

@@ -74,9 +74,10 @@ class UnchangedPartition:
         self._spec = spec
         self._scope = scope
         self._partition_key = partition_key
-        self._may_skip = may_skip
         self.since = change_count(scope)
-        self._kept = kept_fingerprint(scope, partition_key)
+        kept = kept_fingerprint(scope, partition_key)
+        # The kept fingerprint that may still let the rows go unread: taken at today's count.
+        self._match = kept if may_skip and kept is not None and kept.changes == self.since else None
         self.taken: PartitionFingerprint | None = None
         self.skipped: KeptFingerprint | None = None  # set when the rows were not read
 
@@ -84,23 +85,16 @@ class UnchangedPartition:
     def check(self) -> FingerprintCheck:
         """Asked before the read only when a kept fingerprint could still match; otherwise
         after it, to be kept (a first sync does not wait for it)."""
-        kept = self._kept
-        could_skip = self._may_skip and kept is not None and kept.changes == self.since
-        return FingerprintCheck(sync_seed(self._spec), self._wants_rows, first=could_skip)
+        first = self._match is not None
+        return FingerprintCheck(sync_seed(self._spec), self._wants_rows, first=first)
 
     def _wants_rows(self, fingerprint: PartitionFingerprint) -> bool:
         self.taken = fingerprint
-        kept = self._kept
-        if (
-            self._may_skip
-            and kept is not None
-            and kept.digest == fingerprint.digest
-            and kept.rows == fingerprint.rows
-            and kept.changes == self.since
-        ):
-            self.skipped = kept
-            return False
-        return True
+        match = self._match
+        if match is None or (match.digest, match.rows) != (fingerprint.digest, fingerprint.rows):
+            return True
+        self.skipped = match
+        return False
 
     def account(self, report: SyncReport) -> None:
         """The rows not read, as the run that kept the fingerprint would find them now."""
