@@ -104,8 +104,8 @@ def sync(
     engine: sa.Engine | None = None,
     **options: Any,
 ) -> SyncReport:
-    rows = stream_partition(
-        engine or warehouse.engine, spec.source, spec.columns, day, group_by=spec.id_column
+    rows = stream_partition(  # the columns the push reads: the partition column is not one
+        engine or warehouse.engine, spec.source, spec.mapped, day, group_by=spec.id_column
     )
     return run_sync(
         spec, rows, client, partition_key=day, state=state, options=SyncOptions(**options)
@@ -148,6 +148,32 @@ def test_a_changed_row_is_read_and_exactly_it_is_sent(
     assert counts(report) == (10, 1, 9, 1) and reads == [1, 1]
     assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == "gold"
     assert report.partition_fingerprint == KEPT
+
+
+def test_two_rows_of_one_id_trading_places_in_time_makes_the_later_one_sent(
+    warehouse: WarehouseDb,
+    sandbox: SandboxServer,
+    client: PendoClient,
+    state: StateStore,
+    reads: list[int],
+) -> None:
+    """The rows read hold no partition column, yet its values pick the row of an id that
+    wins: swapping them changes what is sent, so the fingerprint covers them too."""
+    warehouse.execute(
+        "INSERT INTO visitors VALUES ('v-3', 'gold', 3.5, TIMESTAMPTZ '2026-11-02 20:00Z')"
+    )
+    sync(warehouse, client, state)
+    assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == "gold"
+    warehouse.execute(
+        "UPDATE visitors SET updated_at = CASE WHEN plan = 'gold' THEN TIMESTAMPTZ "
+        "'2026-11-02 03:00Z' ELSE TIMESTAMPTZ '2026-11-02 20:00Z' END WHERE id = 'v-3'"
+    )
+    sandbox.reset()
+
+    report = sync(warehouse, client, state)
+
+    assert reads == [1, 1] and (report.rows, report.sent) == (11, 1)
+    assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == "p3"
 
 
 def test_a_number_written_with_another_scale_counts_as_changed(

@@ -129,6 +129,12 @@ class SyncSpec:
         return column
 
     @property
+    def mapped(self) -> list[str]:
+        """The warehouse columns a push sends from: the partition column only when mapped
+        (the read is ordered and cut by it in SQL; loading its values is not free)."""
+        return list(self.mapping)
+
+    @property
     def columns(self) -> list[str]:
         """Every warehouse column the sync reads: the mapped ones and the partition column."""
         cols = list(self.mapping)

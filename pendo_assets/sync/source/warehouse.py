@@ -255,15 +255,17 @@ def _chunks(
             if on_count is not None:
                 on_count(_count_unplaced(conn, table, column, None))
             return
-        # The partition column is fetched only to order or cut the rows in pandas.
+        # The partition column is fetched only to order or cut the rows in pandas (or when
+        # wanted): a timestamp costs the driver more to load than the rest of a row.
         selected = list(dict.fromkeys(wanted)) if _exact_in_sql(kind) else needed
         # Only where SQL cuts the day exactly can SQL fingerprint the rows a sync reads.
         fingerprint = check if check is not None and _exact_in_sql(kind) else None
 
         def take(check: FingerprintCheck) -> PartitionFingerprint | None:
+            # Over the partition column too, read or not: it orders the rows of one id.
             where = kind.day_filter(column, start, end)
             return partition_fingerprint(
-                conn, [table.c[name] for name in selected], where, check.seed
+                conn, [table.c[name] for name in needed], where, check.seed
             )
 
         if fingerprint is not None and fingerprint.first:
