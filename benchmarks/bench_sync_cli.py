@@ -279,7 +279,7 @@ class Bench:
                 "PENDO_SYNCS_FILE": str(self.work / "syncs.yaml"),
                 "PENDO_WAREHOUSE_URL": self.warehouse_url,
                 "PENDO_STATE_URL": f"sqlite:///{home / 'state.db'}",
-                "PENDO_MAX_REQUESTS_PER_SECOND": "100000",
+                "PENDO_MAX_REQUESTS_PER_SECOND": "0",  # no cap
             }
         )
         dagster = str(Path(sys.executable).parent / "dagster")
@@ -731,7 +731,7 @@ def notes(
         f"machine: {machine()}; load average (1/5/15 min) before: {load[0]}, after: {load[1]}",
         f"parameters: rows={args.rows:,}, memory rows={args.memory_rows:,}, sandbox latency "
         f"{LATENCY_MS} ms per request in its own process (reset before every run), "
-        f"{BATCH:,}-record batches, PENDO_MAX_REQUESTS_PER_SECOND=100000, warehouse PostgreSQL "
+        f"{BATCH:,}-record batches, PENDO_MAX_REQUESTS_PER_SECOND=0 (no cap), warehouse PostgreSQL "
         f"`{SCHEMA}.visitors` (COPY-loaded, index on updated_at, VACUUM ANALYZE), seed {SEED}",
         "ours: `dagster asset materialize -m pendo_assets.definitions --select pendo/visitors "
         "--partition DAY`, a fresh DAGSTER_HOME (repo dagster.yaml, SQLite sync state in it) for "

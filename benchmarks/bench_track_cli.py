@@ -112,7 +112,7 @@ def _cli_seconds(work: Path, url: str, day: datetime, name: str) -> float:
             "PENDO_SYNCS_FILE": str(work / "syncs.yaml"),
             "PENDO_WAREHOUSE_URL": f"sqlite:///{work / 'warehouse.db'}",
             "PENDO_STATE_URL": f"sqlite:///{home / 'state.db'}",
-            "PENDO_MAX_REQUESTS_PER_SECOND": "100000",
+            "PENDO_MAX_REQUESTS_PER_SECOND": "0",  # no cap
         }
     )
     command = [

@@ -62,6 +62,18 @@ def test_resource_from_env_reads_the_documented_variables(monkeypatch: pytest.Mo
     assert resource.max_requests_per_second == 25.0
 
 
+def test_a_cap_of_zero_means_no_cap_and_a_negative_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PENDO_MAX_REQUESTS_PER_SECOND", "0")
+    assert pendo_resource_from_env().max_requests_per_second == 0.0
+    resource = PendoResource(integration_key="made-up", max_requests_per_second=0)
+    with resource.get_client() as client:
+        assert client.max_requests_per_second is None
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        PendoResource(integration_key="made-up", max_requests_per_second=-1)
+
+
 def test_code_location_loads_and_validates_without_warnings() -> None:
     code = (
         "import dagster as dg\n"

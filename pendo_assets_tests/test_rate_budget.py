@@ -129,6 +129,35 @@ def test_a_pause_by_one_run_holds_back_another_run(open_budget: Callable[[], Any
     assert time.monotonic() - started >= 0.9
 
 
+def test_without_a_cap_senders_never_wait_for_one_another(open_budget: Callable[[], Any]) -> None:
+    """No cap, no turn: a send still being written holds nobody back (a cap holds the next
+    sender until then, so its slot is its own)."""
+    limiter = open_budget().limiter(DESTINATION, None)
+    other_run = open_budget().limiter(DESTINATION, None)
+    writing = limiter.acquire()  # not yet released: its request is still being written
+    admitted = threading.Event()
+    sender = threading.Thread(target=lambda: (limiter.acquire()(), admitted.set()))
+    sender.start()
+    try:
+        assert admitted.wait(5.0)
+        other_run.acquire()()
+    finally:
+        writing()
+        sender.join()
+
+
+def test_without_a_cap_a_pause_by_another_run_still_holds_senders_back(
+    open_budget: Callable[[], Any],
+) -> None:
+    limiter = open_budget().limiter(DESTINATION, None)
+    pauser = open_budget().limiter(DESTINATION, None)
+    limiter.acquire()()
+    started = time.monotonic()
+    pauser.pause(1.0)
+    limiter.acquire()()
+    assert time.monotonic() - started >= 0.9
+
+
 def test_a_pause_holds_back_senders_already_waiting_for_their_slot(
     open_budget: Callable[[], Any],
 ) -> None:

@@ -24,6 +24,7 @@ from pendo_assets.client.rate_limit import (
     MAX_PAUSE_SECONDS,
     Release,
     check_rate,
+    no_release,
     once,
     pause_seconds,
 )
@@ -48,8 +49,9 @@ class HostRateLimiter:
 
     An exclusive `flock` on the destination's file serialises the senders; the file holds the
     schedule (monotonic times). The lock is held while waiting and until the request is
-    written, so sends leave at their own slots (no burst of late wakers). The file stays open
-    for the limiter's life.
+    written, so sends leave at their own slots (no burst of late wakers). Without a cap a
+    sender only reads the file (a shared lock) for a pause, and holds nothing while it sends.
+    The file stays open for the limiter's life.
     """
 
     def __init__(
@@ -68,6 +70,9 @@ class HostRateLimiter:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self) -> Release:
+        if not self._interval:
+            self._wait_out_pause()
+            return no_release
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             held.enter_context(self._locked())
@@ -87,6 +92,16 @@ class HostRateLimiter:
 
         return once(release)
 
+    def _wait_out_pause(self) -> None:
+        """No cap: no turn to keep, so no lock is held over a send; only a pause (or the turn
+        of a capped run of the same destination) holds the sender back."""
+        while True:
+            with self._locked(fcntl.LOCK_SH):
+                schedule, _ = self._read()
+            if (wait := schedule.next_at - self._clock()) <= 0:
+                return
+            self._sleep(wait)
+
     def pause(self, seconds: float) -> None:
         with self._locked():  # the pause starts once it holds the lock, not before
             until = self._clock() + pause_seconds(seconds)
@@ -99,8 +114,8 @@ class HostRateLimiter:
         os.close(self._fd)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def _locked(self, operation: int = fcntl.LOCK_EX) -> Iterator[None]:
+        fcntl.flock(self._fd, operation)
         try:
             yield
         finally:

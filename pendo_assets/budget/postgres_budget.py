@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from pendo_assets.client.rate_limit import (
     Release,
     check_rate,
+    no_release,
     once,
     pause_seconds,
 )
@@ -91,6 +92,12 @@ _ADMIT = f"""
             greatest(cardinality(b.written_at) + 2 - %(window)s, 1):]
 """
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%(destination)s, 0))"
+# No cap: only the pause (NULL for none or a new destination) and the time now.
+_PAUSED_UNTIL = f"""
+    SELECT EXTRACT(EPOCH FROM b.paused_until)::float8,
+           EXTRACT(EPOCH FROM clock_timestamp())::float8
+    FROM (SELECT 1) AS now LEFT JOIN {RATE_TABLE} AS b ON b.destination = %(destination)s
+"""
 _PAUSE = f"""
     INSERT INTO {RATE_TABLE} AS b (destination, next_at, paused_until)
     VALUES (%(destination)s, clock_timestamp() + make_interval(secs => %(seconds)s),
@@ -207,6 +214,9 @@ class PostgresRateLimiter:
 
     def acquire(self) -> Release:
         interval, key = self._interval, self._key
+        if not interval:
+            self._wait_out_pause()
+            return no_release
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             cursor = held.enter_context(self._connections.session())
@@ -228,6 +238,16 @@ class PostgresRateLimiter:
                 cursor.fetchall()
 
         return once(release)
+
+    def _wait_out_pause(self) -> None:
+        """No cap: no turn to keep, so no lock over a send; one read of the pause per send."""
+        while True:
+            row = self._connections.one(_PAUSED_UNTIL, self._key)
+            assert row is not None  # the LEFT JOIN always gives one row
+            paused_until, now = row
+            if paused_until is None or paused_until <= now:
+                return
+            self._sleep(paused_until - now)
 
     def pause(self, seconds: float) -> None:
         self._connections.one(

@@ -85,7 +85,7 @@ class ThreadRateLimiter:
         if schedule is None:  # no cap: only a pause holds senders back
             while (wait := self._paused_until - self._clock()) > 0:
                 self._sleep(wait)
-            return _nothing
+            return no_release
         with contextlib.ExitStack() as held:
             held.enter_context(self._lock)
             while (
@@ -106,7 +106,8 @@ class ThreadRateLimiter:
         self._paused_until = max(self._paused_until, until)
 
 
-def _nothing() -> None:
+def no_release() -> None:
+    """The release of a send no cap holds: nothing was taken."""
     return None
 
 

@@ -39,9 +39,10 @@ class PendoResource(dg.ConfigurableResource):
     )
     max_requests_per_second: float = Field(
         default=100.0,
+        ge=0,
         description="Cap on requests per second to one Pendo destination (base URL and "
         "credential), summed over every run, step, thread, process and host that shares the "
-        "sync state database.",
+        "sync state database. 0: no cap (a 429's Retry-After still pauses every sender).",
     )
     timeout_seconds: float = Field(default=30.0, description="Timeout of a single request.")
     max_attempts: int = Field(default=5, description="Attempts per request before giving up.")
@@ -71,7 +72,7 @@ class PendoResource(dg.ConfigurableResource):
             retry=RetryPolicy(
                 max_attempts=self.max_attempts, total_budget_seconds=self.retry_budget_seconds
             ),
-            max_requests_per_second=self.max_requests_per_second,
+            max_requests_per_second=self.max_requests_per_second or None,  # 0: no cap
             max_connections=self.max_connections,
             batch_size=self.batch_size,
         )
