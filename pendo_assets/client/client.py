@@ -65,16 +65,15 @@ class PendoClient:
         self.stats = ClientStats()
         self.max_requests_per_second = max_requests_per_second
         self.rate_budget = rate_budget or LocalRateBudget(clock=clock, sleep=sleep)
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
+        self._http = http_transport or httpx.HTTPTransport(
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-            transport=http_transport,
+            )
         )
         self._transport = Transport(
             self._http,
+            timeout=httpx.Timeout(timeout_seconds),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             retry=retry or RetryPolicy(),
             limiters={
                 name: self.rate_budget.limiter(self.destination(name), max_requests_per_second)
