@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import sqlite3
+import struct
 import threading
 import time
 from array import array
@@ -36,6 +37,8 @@ from .visitor_pacing import CLAIM_HOLD_SECONDS, retry_after
 PACING_DATABASE = "visitor_pacing.sqlite3"
 _PACING_KEPT_SECONDS = 3600.0
 _SCHEDULE_MAGIC = b"pendo-send-schedule-1\n"  # then doubles: next turn, last writes
+_NEXT_AT = struct.Struct("d")  # the first double: the next turn (or the end of a pause)
+_NEXT_AT_END = len(_SCHEDULE_MAGIC) + _NEXT_AT.size
 #: The largest schedule file: one read of this many bytes takes it whole, with no fstat first.
 _SCHEDULE_MAX_BYTES = len(_SCHEDULE_MAGIC) + 8 * (1 + MAX_WINDOW_SENDS)
 
@@ -97,8 +100,11 @@ class HostRateLimiter:
         of a capped run of the same destination) holds the sender back."""
         while True:
             with self._locked(fcntl.LOCK_SH):
-                schedule, _ = self._read()
-            if (wait := schedule.next_at - self._clock()) <= 0:
+                data = os.pread(self._fd, _NEXT_AT_END, 0)  # the next turn alone
+            if len(data) < _NEXT_AT_END or not data.startswith(_SCHEDULE_MAGIC):
+                return  # new, of the release before, or cut short: no pause
+            wait = _NEXT_AT.unpack_from(data, len(_SCHEDULE_MAGIC))[0] - self._clock()
+            if wait <= 0 or wait > MAX_PAUSE_SECONDS:  # over, or written before a reboot
                 return
             self._sleep(wait)
 

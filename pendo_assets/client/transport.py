@@ -63,6 +63,7 @@ def response_message(response: httpx.Response, limit: int = 300) -> str:
     return str(body)[:limit]
 
 
+_PARSED_URLS_KEPT = 64
 #: httpcore trace events after which the request is on the wire (HTTP/1.1 and HTTP/2).
 _WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
 
@@ -102,6 +103,7 @@ class Transport:
         self.http = http
         self._timeout = timeout.as_dict()
         self._headers = headers  # sent with every request, beneath the request's own
+        self._urls: dict[str, httpx.URL] = {}
         self.retry = retry
         self.limiters = limiters  # by credential name: each credential is a destination
         self.stats = stats
@@ -146,7 +148,7 @@ class Transport:
                 response = self._send(
                     httpx.Request(
                         method,
-                        url,
+                        self._parsed(url),
                         params=params,
                         headers={**self._headers, **headers},
                         content=content,
@@ -217,6 +219,15 @@ class Transport:
             self.stats.add(retries=1)
             if delay > 0:
                 self._sleep(delay)
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """The URL parsed once: a sync sends to one or two paths, request after request."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _PARSED_URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         """The whole response, read, with its connection back in the pool."""
