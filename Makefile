@@ -40,7 +40,7 @@ sandbox: $(STAMP)
 # Metadata through `dagster asset materialize` beside the loop a user would write (1M rows
 # first, unchanged and 1% changed, a 3M memory point); the engine in-process and track pacing
 # under a cap; track events through the CLI beside a raw load generator; value conversion of a
-# million PostgreSQL timestamps against the vectorised floor. About 17 minutes; needs the local
+# million PostgreSQL timestamps against the vectorised floor. About 14 minutes; needs the local
 # PostgreSQL; results also go to benchmarks/latest_*results.md. Last, the shared rate budget's
 # cost, fairness and pause at 100 requests/s from 8 processes, beside pyrate-limiter.
 bench: $(STAMP)
