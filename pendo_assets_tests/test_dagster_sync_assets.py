@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, Text
 
+from pendo_assets.defs import database_resources
 from pendo_assets.defs.factory import daily_partitions
 from pendo_assets.defs.sync_assets import build_sync_assets
 from pendo_assets.sandbox import SandboxServer
@@ -377,6 +378,26 @@ def test_warehouse_asset_reports_the_rows_of_its_day_and_no_customer_data(
     assert metadata["dagster/row_count"] == 4
     assert "preview" not in metadata
     assert "@example.com" not in repr(run.result.all_events)
+
+
+@pytest.mark.usefixtures("visitor_rows")
+def test_warehouse_asset_without_a_preview_reads_the_ids_alone(
+    materialize_sync: Any, sync_day: date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting and checking the ids needs no other column: none is loaded (a push reads
+    the mapped ones, then)."""
+    read: list[list[str]] = []
+    stream = database_resources.stream_partition
+
+    def recorded(engine: Any, source: Any, columns: list[str], *args: Any, **kwargs: Any) -> Any:
+        read.append(list(columns))
+        return stream(engine, source, columns, *args, **kwargs)
+
+    monkeypatch.setattr(database_resources, "stream_partition", recorded)
+    run = materialize_sync(VISITORS, sync_day)
+
+    assert run.metadata("warehouse")["dagster/row_count"] == 4
+    assert read == [["id"], VISITORS.mapped]
 
 
 @pytest.mark.usefixtures("visitor_rows")
