@@ -63,6 +63,7 @@ def response_message(response: httpx.Response, limit: int = 300) -> str:
     return str(body)[:limit]
 
 
+#: URLs kept parsed: a client sends to a handful of paths (more only from a caller's mistake).
 _PARSED_URLS_KEPT = 64
 #: httpcore trace events after which the request is on the wire (HTTP/1.1 and HTTP/2).
 _WRITTEN = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
