@@ -47,14 +47,14 @@ class WarehouseResource(dg.ConfigurableResource):
         self,
         spec: SyncSpec,
         partition_key: str,
+        columns: Sequence[str],
         *,
-        columns: Sequence[str] | None = None,
         on_count: Callable[[int], None] | None = None,
     ) -> PartitionStream:
         """The sync's rows of one partition, chunk by chunk; metadata rows grouped by id, so
         the last row of an id in the partition wins whatever the chunk size. ``on_count``
         hears the rows of the whole source no partition reads, after the last chunk.
-        ``columns`` (default: every column the sync reads) are the columns of each chunk.
+        Each chunk holds ``columns``: a push reads the mapped ones, a count the ids alone.
 
         A warehouse that cannot be read raises `WarehouseError` as it is read; `unreadable`
         words it as the step's failure.
@@ -62,7 +62,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return stream_partition(
             self.get_engine(),
             spec.source,
-            spec.columns if columns is None else columns,
+            columns,
             partition_key,
             chunk_rows=self.chunk_rows,
             group_by=spec.id_column if spec.is_metadata else None,

@@ -56,7 +56,7 @@ def push_partition(
     pacing: VisitorPacing | None = None
     try:
         if options.dry_run:  # sends nothing, changes no state: no lease, no failure records
-            rows = warehouse.stream_partition(spec, context.partition_key, columns=spec.mapped)
+            rows = warehouse.stream_partition(spec, context.partition_key, spec.mapped)
             try:
                 state = _state(spec, sync_state)
                 report = _run(context, spec, rows, warehouse, client, options, state, None, None)
@@ -68,7 +68,7 @@ def push_partition(
             )
         with _lease(context, spec, client, options, sync_state) as lease:
             started = datetime.fromtimestamp(lease.acquired_at or 0.0, UTC)
-            rows = warehouse.stream_partition(spec, context.partition_key, columns=spec.mapped)
+            rows = warehouse.stream_partition(spec, context.partition_key, spec.mapped)
             pacing = None if spec.is_metadata else _pacing(spec, client, sync_state)
             try:
                 report = _run(

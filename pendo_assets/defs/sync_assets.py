@@ -135,7 +135,7 @@ def _warehouse_asset(spec: SyncSpec, asset_spec: dg.AssetSpec) -> dg.AssetsDefin
             key = context.partition_key
             # Without a preview only the ids are looked at: no other column is loaded.
             columns = spec.columns if spec.preview_rows else [spec.id_column]
-            chunks = warehouse.stream_partition(spec, key, columns=columns, on_count=counted.append)
+            chunks = warehouse.stream_partition(spec, key, columns, on_count=counted.append)
             for chunk in chunks:
                 rows += len(chunk)
                 missing += int(to_identifiers(chunk[spec.id_column]).invalid.sum())
