@@ -3,6 +3,8 @@ write stops the sync with every row still accounted for."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from pendo_assets.sandbox import SandboxServer
 from pendo_assets.sync.decide.record_keys import digest
 from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
+from pendo_assets.sync.record import state_writer
 from pendo_assets.sync.record.state_store import Accepted, StateStore, state_engine
 from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
@@ -46,6 +49,58 @@ def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:
     assert writer.close() is None
     assert scope.count() == 3000
     assert scope.known(["v-29-99"]) == {"v-29-99": HASH}
+
+
+def test_hand_overs_within_the_gathering_window_share_one_transaction(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction's fixed cost is paid once for every hand-over that arrives while the first
+    waits (here the window is long: only close ends it)."""
+    monkeypatch.setattr(state_writer, "GATHER_SECONDS", 30.0)
+    taken = threading.Event()
+
+    class TellingQueue(queue.Queue):  # type: ignore[type-arg]
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            item = super().get(*args, **kwargs)
+            taken.set()
+            return item
+
+    monkeypatch.setattr(state_writer.queue, "Queue", TellingQueue)
+    scope = state.scope("https://pendo.example#abc", "visitors")
+    writer = StateWriter(scope, "run-1", None)
+    monkeypatch.undo()
+
+    writer.put([Accepted("v-0", HASH, "{}")])
+    assert taken.wait(timeout=30)  # the writer holds the first hand-over
+    for batch in (1, 2):
+        writer.put([Accepted(f"v-{batch}", HASH, "{}")])
+
+    assert writer.close() is None
+    assert scope.count() == 3
+    assert _transactions(state) == 1
+
+
+def test_a_transaction_takes_at_most_a_queue_of_hand_overs(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However long the window, one transaction holds no more hand-overs than the queue does:
+    the crash bound (README) counts them so."""
+    monkeypatch.setattr(state_writer, "GATHER_SECONDS", 30.0)
+    monkeypatch.setattr(state_writer, "QUEUED_BATCHES", 4)
+    scope = state.scope("https://pendo.example#abc", "visitors")
+    writer = StateWriter(scope, "run-1", None)
+
+    for batch in range(8):
+        writer.put([Accepted(f"v-{batch}", HASH, "{}")])
+
+    assert writer.close() is None
+    assert scope.count() == 8
+    assert _transactions(state) == 2
+
+
+def _transactions(state: StateStore) -> int:
+    with state.engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT count(*) FROM pendo_sync_writes").scalar())
 
 
 def test_a_failed_write_is_reported_and_nothing_more_is_attempted(state: StateStore) -> None:
