@@ -7,6 +7,7 @@ seen by counting the batches the warehouse's row fetcher hands out.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+import pendo_assets.sync.source.fingerprint_alongside as alongside_module
 import pendo_assets.sync.source.warehouse as warehouse_module
 from pendo_assets.client import PendoClient
 from pendo_assets.sandbox import SandboxServer
@@ -429,29 +431,130 @@ def _fingerprint_now(warehouse: WarehouseDb) -> str:
     return taken[0].digest
 
 
-def test_a_first_sync_does_not_wait_for_the_fingerprint(
+def test_a_first_sync_reads_while_the_fingerprint_is_worked_out_alongside(
     warehouse: WarehouseDb, client: PendoClient, state: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing kept could match: the rows are read first, the fingerprint taken after them."""
-    order: list[str] = []
-    fetch, take = warehouse_module.fetch_batches, warehouse_module.partition_fingerprint
+    """Nothing kept could match: the rows are read at once, and the fingerprint is worked out
+    on a second connection meanwhile (here it waits for the read to hand out rows: a read that
+    waited for it would make it wait in vain)."""
+    rows_handed_out = threading.Event()
+    waited: list[bool] = []
+    fetch, take = warehouse_module.fetch_batches, alongside_module.partition_fingerprint
 
-    def fetching(*args: Any, **kwargs: Any) -> Any:
-        order.append("read")
-        return fetch(*args, **kwargs)
+    def fetching(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for batch in fetch(*args, **kwargs):
+            rows_handed_out.set()
+            yield batch
 
     def fingerprinting(*args: Any, **kwargs: Any) -> Any:
-        order.append("fingerprint")
+        waited.append(rows_handed_out.wait(timeout=30))
         return take(*args, **kwargs)
 
     monkeypatch.setattr(warehouse_module, "fetch_batches", fetching)
-    monkeypatch.setattr(warehouse_module, "partition_fingerprint", fingerprinting)
+    monkeypatch.setattr(alongside_module, "partition_fingerprint", fingerprinting)
     first = sync(warehouse, client, state)
     second = sync(warehouse, client, state)
 
-    assert order == ["read", "fingerprint", "fingerprint"]
+    assert waited == [True]  # the second run asked before reading, on the reading connection
     assert first.partition_fingerprint == KEPT
     assert second.partition_fingerprint == "unchanged since run local: rows not read"
+
+
+def test_the_fingerprint_alongside_sees_the_reads_snapshot_not_a_row_landed_before_it_ran(
+    warehouse: WarehouseDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second connection imports the reading transaction's snapshot before anything else:
+    a row committed after the read began, before the fingerprint's query, is in neither."""
+    taken: list[PartitionFingerprint] = []
+    take = alongside_module.partition_fingerprint
+
+    def land_a_row_then_fingerprint(*args: Any, **kwargs: Any) -> Any:
+        warehouse.execute("INSERT INTO visitors VALUES ('v-late', 'x', 1, '2026-11-02T23:00:00Z')")
+        return take(*args, **kwargs)
+
+    monkeypatch.setattr(alongside_module, "partition_fingerprint", land_a_row_then_fingerprint)
+    rows = stream_partition(
+        warehouse.engine, VISITORS.source, VISITORS.columns, DAY1, group_by="id"
+    )
+    rows.check_fingerprint(FingerprintCheck("seed", lambda f: taken.append(f) or True, first=False))
+    read = [row for chunk in rows for row in chunk["id"]]
+    monkeypatch.undo()
+
+    assert len(read) == 10 and "v-late" not in read
+    assert [f.rows for f in taken] == [10]
+    assert taken[0].digest == _fingerprint_now(warehouse)
+
+
+def test_an_abandoned_read_cancels_the_fingerprint_alongside_and_returns_its_connection(
+    warehouse: WarehouseDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that stops reading (a stop, a failure) does not wait out the fingerprint: its
+    query is cancelled, its thread ends and its connection goes back to the pool."""
+    outcome: list[str] = []
+    started = threading.Event()
+
+    def slow_fingerprint(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        started.set()
+        try:
+            conn.exec_driver_sql("SELECT pg_sleep(60)")
+            outcome.append("slept")
+        except sa.exc.DBAPIError as error:
+            outcome.append(type(error.orig).__name__)
+            raise
+
+    monkeypatch.setattr(alongside_module, "partition_fingerprint", slow_fingerprint)
+    rows = stream_partition(
+        warehouse.engine, VISITORS.source, VISITORS.columns, DAY1, chunk_rows=3, group_by="id"
+    )
+    rows.check_fingerprint(FingerprintCheck("seed", lambda f: True, first=False))
+    chunks = iter(rows)
+    first = next(chunks)
+    assert started.wait(timeout=30)
+    chunks.close()  # type: ignore[attr-defined]
+
+    assert 0 < len(first) < 10  # the read stopped partway
+    assert outcome == ["QueryCanceled"]
+    assert "pendo-fingerprint" not in {thread.name for thread in threading.enumerate()}
+    assert warehouse.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_snapshot_the_server_will_not_export_leaves_the_fingerprint_after_the_read(
+    warehouse: WarehouseDb,
+    client: PendoClient,
+    state: StateStore,
+    reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused export aborts the reading transaction: it is rolled back, the rows are read
+    in a new one, and the fingerprint is taken after them on the reading connection."""
+    monkeypatch.setattr(alongside_module, "EXPORT_SNAPSHOT", "SELECT pg_no_such_export()")
+    first = sync(warehouse, client, state)
+    monkeypatch.undo()
+    second = sync(warehouse, client, state)
+
+    assert counts(first) == (10, 10, 0, 1)
+    assert first.partition_fingerprint == KEPT
+    assert second.partition_fingerprint == "unchanged since run local: rows not read"
+
+
+def test_a_fingerprinting_connection_with_other_settings_keeps_no_fingerprint(
+    warehouse: WarehouseDb,
+    client: PendoClient,
+    state: StateStore,
+    reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Values are spelled by session settings: a second connection whose settings are not the
+    reading connection's would fingerprint other text, so its fingerprint is not used."""
+    real = alongside_module.text_settings
+    monkeypatch.setattr(alongside_module, "text_settings", lambda conn: ["Mars", *real(conn)[1:]])
+    first = sync(warehouse, client, state)
+    second = sync(warehouse, client, state)
+
+    assert counts(first) == (10, 10, 0, 1) and first.partition_fingerprint is None
+    assert reads == [1, 1] and counts(second) == (10, 0, 10, 0)
+    assert "settings" in caplog.text and "'TimeZone': 'Mars'" in caplog.text
 
 
 def test_a_fingerprint_the_warehouse_cannot_work_out_leaves_the_sync_as_it_was(

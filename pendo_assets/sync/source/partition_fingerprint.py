@@ -54,10 +54,14 @@ def partition_fingerprint(
     columns: list[sa.ColumnElement[Any]],
     where: sa.ColumnElement[bool],
     seed: str,
+    *,
+    expected_settings: list[str] | None = None,
 ) -> PartitionFingerprint | None:
     """The fingerprint of the rows ``where`` selects, or None where none can be taken (not
     PostgreSQL, or floats printed rounded). ``seed`` names what else decides what is sent (the
     sync's mapping, say): a different seed gives a different fingerprint for the same rows.
+    With ``expected_settings`` (`text_settings` of the connection that reads the rows), none is
+    taken on a connection whose settings differ: its text would not be the read's.
 
     Run it in the transaction, and snapshot, that reads the rows (REPEATABLE READ): a row
     committed between the fingerprint and the read would otherwise be sent but not counted.
@@ -68,13 +72,21 @@ def partition_fingerprint(
         return None
     try:
         with conn.begin_nested():
-            return _fingerprint(conn, columns, where, seed)
+            return _fingerprint(conn, columns, where, seed, expected_settings)
     except sa.exc.DBAPIError as error:
-        log.warning(
-            "no partition fingerprint (the rows are read): %s",
-            " ".join(str(error.orig or error).split())[:300],
-        )
+        log.warning("no partition fingerprint (the rows are read): %s", brief(error))
         return None
+
+
+def text_settings(conn: sa.Connection) -> list[str]:
+    """The connection's values of `TEXT_SETTINGS`, in order."""
+    row = conn.execute(sa.select(*(sa.func.current_setting(name) for name in TEXT_SETTINGS)))
+    return [str(value) for value in row.one()]
+
+
+def brief(error: BaseException) -> str:
+    """A database error on one line, cut short: a warning, not a dump."""
+    return " ".join(str(getattr(error, "orig", None) or error).split())[:300]
 
 
 def _fingerprint(
@@ -82,10 +94,17 @@ def _fingerprint(
     columns: list[sa.ColumnElement[Any]],
     where: sa.ColumnElement[bool],
     seed: str,
+    expected_settings: list[str] | None,
 ) -> PartitionFingerprint | None:
-    settings = conn.execute(
-        sa.select(*(sa.func.current_setting(name) for name in TEXT_SETTINGS))
-    ).one()
+    settings = text_settings(conn)
+    if expected_settings is not None and settings != expected_settings:
+        log.warning(
+            "no partition fingerprint: the fingerprinting connection's settings %s differ "
+            "from the reading connection's %s",
+            dict(zip(TEXT_SETTINGS, settings, strict=True)),
+            dict(zip(TEXT_SETTINGS, expected_settings, strict=True)),
+        )
+        return None
     if int(settings[TEXT_SETTINGS.index("extra_float_digits")]) < 1:
         return None
     types = _type_oids(conn, columns, where)
@@ -105,7 +124,7 @@ def _fingerprint(
             sa.func.sum(sa.func.hashtextextended(rows.c.text, second)),
         )
     ).one()
-    described = [FINGERPRINT_VERSION, seed, list(settings), types, count, str(one), str(two)]
+    described = [FINGERPRINT_VERSION, seed, settings, types, count, str(one), str(two)]
     digest = hashlib.blake2b(json.dumps(described).encode(), digest_size=16).hexdigest()
     return PartitionFingerprint(int(count), digest)
 

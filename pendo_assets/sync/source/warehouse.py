@@ -37,6 +37,7 @@ from pendo_assets.database_urls import masked
 from pendo_assets.sync.source.boolean_spellings import SpelledBoolean
 from pendo_assets.sync.source.column_chunks import FETCH_ROWS, column_chunks, column_frame
 from pendo_assets.sync.source.fetched_rows import fetch_batches
+from pendo_assets.sync.source.fingerprint_alongside import FingerprintAlongside
 from pendo_assets.sync.source.partition_fingerprint import (
     PartitionFingerprint,
     partition_fingerprint,
@@ -261,19 +262,20 @@ def _chunks(
         # Only where SQL cuts the day exactly can SQL fingerprint the rows a sync reads.
         fingerprint = check if check is not None and _exact_in_sql(kind) else None
 
-        def take(check: FingerprintCheck) -> PartitionFingerprint | None:
-            # Over the partition column too, read or not: it orders the rows of one id.
-            where = kind.day_filter(column, start, end)
-            return partition_fingerprint(
-                conn, [table.c[name] for name in needed], where, check.seed
-            )
-
+        # Over the partition column too, read or not: it orders the rows of one id.
+        fingerprinted = [table.c[name] for name in needed]
+        day = kind.day_filter(column, start, end)
+        alongside = None
         if fingerprint is not None and fingerprint.first:
-            found = take(fingerprint)
+            found = partition_fingerprint(conn, fingerprinted, day, fingerprint.seed)
             if found is not None and not fingerprint.wants_rows(found):
                 if on_count is not None:
                     on_count(_count_unplaced(conn, table, column, kind))
                 return
+        elif fingerprint is not None:
+            alongside = FingerprintAlongside.start(
+                engine, conn, fingerprinted, day, fingerprint.seed
+            )
         booleans = _boolean_columns(conn, source, selected)
         # Rows without an id come last; their order among ids does not matter.
         ordering = [column] if group_by is None else [table.c[group_by].nulls_last(), column]
@@ -286,17 +288,26 @@ def _chunks(
                     for name in selected
                 )
             )
-            .where(kind.day_filter(column, start, end))
+            .where(day)
             .order_by(*ordering)
         )
         group = None if group_by is None else selected.index(group_by)
         fetches = fetch_batches(conn, statement, min(FETCH_ROWS, chunk_rows))
-        for columns in column_chunks(fetches, len(selected), chunk_rows, group):
-            part = _in_instant_order(column_frame(columns, selected), source, kind, start, end)
-            if len(part):
-                yield part, kind
+        try:
+            for columns in column_chunks(fetches, len(selected), chunk_rows, group):
+                part = _in_instant_order(column_frame(columns, selected), source, kind, start, end)
+                if len(part):
+                    yield part, kind
+        except BaseException:  # the read failed or was abandoned: so is the fingerprint
+            if alongside is not None:
+                alongside.cancel()
+            raise
         if fingerprint is not None and not fingerprint.first:
-            found = take(fingerprint)  # the same snapshot: exactly the rows just read
+            # The same snapshot either way: exactly the rows just read.
+            if alongside is not None:
+                found = alongside.result()
+            else:
+                found = partition_fingerprint(conn, fingerprinted, day, fingerprint.seed)
             if found is not None:
                 fingerprint.wants_rows(found)
         if on_count is not None:
