@@ -75,6 +75,8 @@ class FingerprintAlongside:
         snapshot already taken), or None where its snapshot cannot be shared. An export the
         server refuses aborts the reading transaction: it is rolled back, so the read then
         starts a new one (and a new snapshot), which the caller's own fingerprint shares."""
+        if conn.dialect.name != "postgresql":  # nor is there a fingerprint to take after it
+            return None
         try:
             with conn.begin_nested():  # a setting the server lacks must not abort the read
                 settings = text_settings(conn)
