@@ -10,7 +10,7 @@ import pandas as pd
 
 from pendo_assets.client import EncodedRecords
 from pendo_assets.sync.prepare.convert import to_identifiers, to_json_scalars
-from pendo_assets.sync.prepare.json_columns import encoded, fill, object_template, objects
+from pendo_assets.sync.prepare.json_columns import encoded, fill, object_pieces, objects
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import AGENT_PREFIX, SyncSpec
 
@@ -39,7 +39,7 @@ class PreparedMetadata:
         """Each sendable row's whole payload `{"agent": {...}, "custom": {...}}` (groups that
         have columns; sorted names, the text `canonical_json` gives, so hashes never change).
 
-        With one group (the common case), one template per row fills the payload straight from
+        With one group (the common case), the payload is joined per row straight from
         the encoded columns, and the group's own text is later cut out of it (`group_json`,
         only for rows that are sent), instead of being built first and wrapped a second time.
         """
@@ -48,12 +48,14 @@ class PreparedMetadata:
             texts = [self.group_json(group) for group in groups]
             if not texts:
                 return ["{}"] * len(self.sendable)
-            template = "{" + ",".join(f'"{group}":%s' for group in groups) + "}"
-            return fill(template, texts)
+            pieces, _ = object_pieces(groups)  # "agent" sorts before "custom"
+            return fill(pieces, texts)
         [group] = groups
         names, values = _encoded(self._columns(group), self.sendable)
-        inner, order = object_template(names)
-        payloads = fill('{"' + group + '":' + inner + "}", [values[i] for i in order])
+        pieces, order = object_pieces(names)
+        pieces[0] = '{"' + group + '":' + pieces[0]
+        pieces[-1] += "}"
+        payloads = fill(pieces, [values[i] for i in order])
         self._cut_from = (group, payloads)
         return payloads
 
