@@ -121,7 +121,12 @@ class FingerprintAlongside:
                 # The first statement of the transaction: it then sees the reading snapshot.
                 other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{asked.snapshot}'")
                 self._found = partition_fingerprint(
-                    other, asked.columns, asked.where, asked.seed, expected_settings=asked.settings
+                    other,
+                    asked.columns,
+                    asked.where,
+                    asked.seed,
+                    expected_settings=asked.settings,
+                    cancelled=lambda: self._cancelled,
                 )
         except sa.exc.SQLAlchemyError as error:
             if not self._cancelled:

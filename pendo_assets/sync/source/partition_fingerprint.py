@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,14 @@ def partition_fingerprint(
     seed: str,
     *,
     expected_settings: list[str] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> PartitionFingerprint | None:
     """The fingerprint of the rows ``where`` selects, or None where none can be taken (not
     PostgreSQL, or floats printed rounded). ``seed`` names what else decides what is sent (the
     sync's mapping, say): a different seed gives a different fingerprint for the same rows.
     With ``expected_settings`` (`text_settings` of the connection that reads the rows), none is
-    taken on a connection whose settings differ: its text would not be the read's.
+    taken on a connection whose settings differ: its text would not be the read's. A query
+    failing because ``cancelled()`` is true (its caller stopped it) is no warning.
 
     Run it in the transaction, and snapshot, that reads the rows (REPEATABLE READ): a row
     committed between the fingerprint and the read would otherwise be sent but not counted.
@@ -74,7 +77,8 @@ def partition_fingerprint(
         with conn.begin_nested():
             return _fingerprint(conn, columns, where, seed, expected_settings)
     except sa.exc.DBAPIError as error:
-        log.warning("no partition fingerprint (the rows are read): %s", brief(error))
+        if cancelled is None or not cancelled():
+            log.warning("no partition fingerprint (the rows are read): %s", brief(error))
         return None
 
 
