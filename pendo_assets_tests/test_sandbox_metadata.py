@@ -265,6 +265,39 @@ def test_nan_is_not_json_so_the_body_is_400_and_still_logged(
     assert state["requests"][0]["body"] == raw
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'[{"visitorId": "v-1", "values": {"seats": 1e400}}]', "number 1e400 is out of range"),
+        (b'[{"visitorId": "v-1", "values": {"plan": "a\\ud800"}}]', "lone surrogate (\\ud800)"),
+        (b'[{"visitorId": "v-\\udfff", "values": {"plan": "a"}}]', "lone surrogate (\\udfff)"),
+        (b'[{"visitorId": "v-1", "values": {"plan": "a\xed\xa0\x80"}}]', "lone surrogate"),
+    ],
+    ids=["number beyond a double", "escaped half pair", "half pair in an id", "raw half pair"],
+)
+def test_a_body_no_real_parser_holds_is_400_and_the_state_stays_readable(
+    sandbox: SandboxServer, pendo: httpx.Client, raw: bytes, reason: str
+) -> None:
+    """Stored, such a value made every later state answer fail (no JSON form for it)."""
+    response = pendo.post(VISITOR_CUSTOM, content=raw, headers=JSON_HEADERS)
+
+    assert response.status_code == 400
+    assert reason in response.json()["message"]
+    assert sandbox.state()["metadata"]["visitor"] == {}
+
+
+def test_a_whole_surrogate_pair_is_text_and_is_stored(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    raw = b'[{"visitorId": "v-1", "values": {"plan": "\\ud83d\\ude00"}}]'
+    response = pendo.post(
+        VISITOR_CUSTOM, content=raw, headers=JSON_HEADERS, params={"create": "true"}
+    )
+
+    assert response.json()["updated"] == 1
+    assert stored(sandbox)["v-1"]["custom"]["plan"] == "\U0001f600"
+
+
 def test_more_records_than_max_batch_is_413_and_nothing_is_written(
     sandbox: SandboxServer, pendo: httpx.Client
 ) -> None:

@@ -145,6 +145,16 @@ def test_invalid_json_is_400(pendo: httpx.Client) -> None:
     assert "JSON" in response.json()["message"]
 
 
+def test_a_property_beyond_a_double_is_400_and_the_event_is_not_kept(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    body = json.dumps(event(visitorId="big", properties={"n": 1})).replace('"n": 1', '"n": 1e400')
+    response = pendo.post("/data/track", content=body.encode())
+    assert response.status_code == 400
+    assert "out of range" in response.json()["message"]
+    assert sandbox.state(requests=False)["events"] == []
+
+
 def test_second_event_for_a_visitor_within_a_second_is_429_while_others_pass(
     sandbox: SandboxServer, pendo: httpx.Client
 ) -> None:

@@ -8,6 +8,7 @@ which record failed, and clients must not come to rely on it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -25,22 +26,40 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid syntax, but no number a real parser holds
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
 # Built once: json.loads and json.dumps build a new decoder or encoder on every call that
 # passes options, which costs as much as parsing or writing a small body.
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# A surrogate code point, raw or as an escape: the only way a parsed body can hold text that
+# is not Unicode (a lone half of a pair). Looked for first, so most bodies skip the deep check.
+_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 
 
 def parse_json(body: bytes) -> tuple[Any, str | None]:
     """(value, None) or (None, why not).
 
     Strict, as a real JSON parser is: NaN and Infinity, which Python's json writes for pandas
-    gaps, are refused rather than accepted and stored.
+    gaps, are refused rather than accepted and stored, and so are numbers beyond a double
+    (1e400) and text with half a surrogate pair: stored, either made every later state answer
+    fail.
     """
     try:
         # What json.loads does with bytes (UTF-8, -16 or -32), with the decoder built once.
         text = body.decode(json.detect_encoding(body), "surrogatepass")
-        return _STRICT_DECODER.decode(text), None
+        value = _STRICT_DECODER.decode(text)
+        if _SURROGATE.search(text):
+            _COMPACT_ENCODER.encode(value).encode("utf-8")  # refuses a lone surrogate
+        return value, None
+    except UnicodeEncodeError as exc:
+        lone = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        return None, f"body is not valid JSON: text holds a lone surrogate ({lone})"
     except ValueError as exc:
         return None, f"body is not valid JSON: {exc}"
 
