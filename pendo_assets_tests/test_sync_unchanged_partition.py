@@ -586,6 +586,33 @@ def test_a_fingerprint_the_warehouse_cannot_work_out_leaves_the_sync_as_it_was(
     assert sandbox.state(requests=False)["metadata"]["visitor"]["v-3"]["custom"]["plan"] == "gold"
 
 
+def test_a_fingerprint_warning_never_shows_the_warehouse_password(
+    warehouse: WarehouseDb,
+    client: PendoClient,
+    state: StateStore,
+    postgres_url: str,
+    pg_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database's error can quote what it was given: here a setting named like the
+    password (trust authentication lets any password in)."""
+    import pendo_assets.sync.source.partition_fingerprint as fingerprint_module
+
+    secret = "s3cret-pw"
+    url = sa.make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
+    engine = _postgres_reader(url, pg_schema, default_transaction_read_only="on")
+    monkeypatch.setattr(fingerprint_module, "TEXT_SETTINGS", (secret,))
+    try:
+        report = sync(warehouse, client, state, engine=engine)
+    finally:
+        engine.dispose()
+
+    assert report.partition_fingerprint is None
+    assert 'unrecognized configuration parameter "***"' in caplog.text
+    assert secret not in caplog.text
+
+
 def test_a_fingerprint_is_not_kept_when_another_run_wrote_meanwhile(
     client: PendoClient, state: StateStore
 ) -> None:

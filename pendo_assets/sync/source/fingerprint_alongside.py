@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pendo_assets.database_urls import error_reason
 from pendo_assets.sync.source.partition_fingerprint import (
+    REASON_LIMIT,
     PartitionFingerprint,
-    brief,
     partition_fingerprint,
     text_settings,
 )
@@ -85,7 +86,8 @@ class FingerprintAlongside:
         try:
             snapshot = conn.exec_driver_sql(EXPORT_SNAPSHOT).scalar_one()
         except sa.exc.DBAPIError as error:
-            log.info("snapshot not shared, fingerprint after the read: %s", brief(error))
+            reason = error_reason(error, engine.url, REASON_LIMIT)
+            log.info("snapshot not shared, fingerprint after the read: %s", reason)
             conn.rollback()
             return None
         if not isinstance(snapshot, str) or not _SNAPSHOT_NAME.fullmatch(snapshot):
@@ -130,7 +132,8 @@ class FingerprintAlongside:
                 )
         except sa.exc.SQLAlchemyError as error:
             if not self._cancelled:
-                log.warning("no partition fingerprint (the rows are read): %s", brief(error))
+                reason = error_reason(error, engine.url, REASON_LIMIT)
+                log.warning("no partition fingerprint (the rows are read): %s", reason)
         finally:
             with self._lock:
                 self._dbapi_connection = None

@@ -26,8 +26,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pendo_assets.database_urls import error_reason
+
 log = logging.getLogger(__name__)
 
+#: The longest database error a fingerprint warning quotes: a warning, not a dump.
+REASON_LIMIT = 300
 #: Part of every digest: a new way of fingerprinting never matches an old fingerprint.
 FINGERPRINT_VERSION = 1
 #: Session settings that shape the text of a value (and, for TimeZone, the values psycopg gives).
@@ -78,7 +82,8 @@ def partition_fingerprint(
             return _fingerprint(conn, columns, where, seed, expected_settings)
     except sa.exc.DBAPIError as error:
         if cancelled is None or not cancelled():
-            log.warning("no partition fingerprint (the rows are read): %s", brief(error))
+            reason = error_reason(error, conn.engine.url, REASON_LIMIT)
+            log.warning("no partition fingerprint (the rows are read): %s", reason)
         return None
 
 
@@ -86,11 +91,6 @@ def text_settings(conn: sa.Connection) -> list[str]:
     """The connection's values of `TEXT_SETTINGS`, in order."""
     row = conn.execute(sa.select(*(sa.func.current_setting(name) for name in TEXT_SETTINGS)))
     return [str(value) for value in row.one()]
-
-
-def brief(error: BaseException) -> str:
-    """A database error on one line, cut short: a warning, not a dump."""
-    return " ".join(str(getattr(error, "orig", None) or error).split())[:300]
 
 
 def _fingerprint(

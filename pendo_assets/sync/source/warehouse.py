@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pendo_assets.database_urls import masked
+from pendo_assets.database_urls import error_reason, masked
 from pendo_assets.sync.source.boolean_spellings import SpelledBoolean
 from pendo_assets.sync.source.column_chunks import FETCH_ROWS, column_chunks, column_frame
 from pendo_assets.sync.source.fetched_rows import fetch_batches
@@ -531,7 +531,7 @@ def _reading(
     except sa.exc.DBAPIError as exc:
         raise WarehouseError(
             f"cannot connect to the warehouse {masked(engine.url)} to read {_describe(source)}: "
-            f"{_reason(exc, engine)}"
+            f"{error_reason(exc, engine.url)}"
         ) from exc
     with conn:  # closing rolls back: nothing is ever committed
         if conn.dialect.name == "postgresql":
@@ -563,7 +563,7 @@ def _diagnosis(
     if problem is None:
         problem = (
             f"cannot read {_describe(source)} (partition column {source.partition_column!r}) "
-            f"from {masked(engine.url)}: {_reason(failure, engine)}"
+            f"from {masked(engine.url)}: {error_reason(failure, engine.url)}"
         )
     return WarehouseError(problem)
 
@@ -606,16 +606,6 @@ def _describe(source: SourceSpec) -> str:
     if source.table:
         return f"table {source.table!r}"
     return f"query {_short(' '.join((source.query or '').split()), 120)!r}"
-
-
-def _reason(exc: sa.exc.DBAPIError, engine: sa.Engine) -> str:
-    """The driver's own first line, with the password masked should it ever appear."""
-    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
-    reason = " ".join(lines[0].split()) if lines else type(exc.orig or exc).__name__
-    password = engine.url.password
-    if password:
-        reason = reason.replace(str(password), "***")
-    return reason
 
 
 def _listing(names: Sequence[str], limit: int = 30) -> str:
