@@ -53,9 +53,9 @@ class SandboxStore:
 
     def reset(self) -> None:
         """Forget everything, as if the sandbox had just started."""
-        # The ids of each kind in creation order, and apart from them each group's values by id
-        # (see ``merge``).
-        self._ids: dict[str, list[str]] = {kind: [] for kind in ID_KEYS}
+        # The ids of each kind in creation order (a dict of str -> None, which the cyclic GC never
+        # tracks, unlike a list), and apart from them each group's values by id (see ``merge``).
+        self._ids: dict[str, dict[str, None]] = {kind: {} for kind in ID_KEYS}
         self._values: dict[str, dict[str, dict[str, bytes]]] = {
             kind: {group: {} for group in GROUPS} for kind in ID_KEYS
         }
@@ -66,7 +66,7 @@ class SandboxStore:
 
     # metadata -----------------------------------------------------------------------------
     def exists(self, kind: str, record_id: str) -> bool:
-        return any(record_id in values for values in self._values[kind].values())
+        return record_id in self._ids[kind]
 
     def merge(
         self, kind: str, group: str, record_ids: list[str], values: list[dict[str, Any]]
@@ -81,12 +81,10 @@ class SandboxStore:
         """
         ids = self._ids[kind]
         stored = self._values[kind][group]
-        (other,) = (held for name, held in self._values[kind].items() if name != group)
         for record_id, record_values in zip(record_ids, values, strict=True):
+            ids[record_id] = None
             current = stored.get(record_id)
             if current is None:
-                if record_id not in other:
-                    ids.append(record_id)
                 stored[record_id] = marshal.dumps(record_values)
             else:
                 merged = marshal.loads(current)
