@@ -233,6 +233,17 @@ def _postgres_reader(postgres_url: str, schema: str | None, **options: str) -> A
     return sa.create_engine(postgres_url, connect_args={"options": flags})
 
 
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Any]:
+    """A sync state store (``StateStore``) in a SQLite file of the test's own; modules that
+    need another define their own ``state``."""
+    from pendo_assets.sync.record.state_store import StateStore, state_engine
+
+    engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    yield StateStore(engine)
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def state_on_each_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A sync state store (``StateStore``) on SQLite, or on PostgreSQL in a schema of its own."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,7 @@ from pendo_assets.sync.decide.record_keys import digest
 from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.record import state_writer
-from pendo_assets.sync.record.state_store import Accepted, StateStore, state_engine
+from pendo_assets.sync.record.state_store import Accepted, StateStore
 from pendo_assets.sync.record.state_writer import StateWriter
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -30,13 +29,6 @@ VISITORS = SyncSpec(
     source=SourceSpec(partition_column="updated_at", table="visitors"),
     mapping={"id": "visitorId", "plan": "plan"},
 )
-
-
-@pytest.fixture
-def state(tmp_path: Any) -> Iterator[StateStore]:
-    engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    yield StateStore(engine)
-    engine.dispose()
 
 
 def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:

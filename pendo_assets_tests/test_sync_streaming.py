@@ -17,7 +17,7 @@ from pendo_assets.sync.decide.change_detection import DUPLICATE_EVENT
 from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
-from pendo_assets.sync.record.state_store import StateStore, state_engine
+from pendo_assets.sync.record.state_store import StateStore
 from pendo_assets.sync.source.warehouse import WarehouseError, stream_partition
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
 
@@ -39,13 +39,6 @@ EVENTS = SyncSpec(
     source=SourceSpec(partition_column="at", table="events"),
     mapping={"visitor": "visitorId", "name": "event", "at": "timestamp"},
 )
-
-
-@pytest.fixture
-def state(tmp_path: Any) -> Iterator[StateStore]:
-    engine = state_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    yield StateStore(engine)
-    engine.dispose()
 
 
 def _visitor_table(db: WarehouseDb, rows: list[tuple[str | None, str, int]]) -> None:

@@ -32,6 +32,7 @@ from pendo_assets.sync.decide.chunk_plan import Plan, Planner, Stop
 from pendo_assets.sync.decide.unchanged_partition import UnchangedPartition
 from pendo_assets.sync.deliver.metadata_delivery import deliver_metadata
 from pendo_assets.sync.deliver.outcome import DeliveryOutcome, SyncAborted, brief
+from pendo_assets.sync.deliver.send_pool import Delivery, SendPool, done
 from pendo_assets.sync.deliver.track_delivery import deliver_events
 from pendo_assets.sync.prefetch import Prefetched
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
@@ -216,8 +217,29 @@ def _deliver_all(
     report: SyncReport,
     log: Log,
 ) -> None:
-    """Each planned chunk: sent (unless stopped or a dry run), then accounted."""
+    """Each planned chunk: sent (unless stopped or a dry run), then accounted, in order.
+
+    A chunk's sends start before the chunk ahead of it is accounted: its last answers and the
+    next chunk's first requests share the pool. A chunk started after the one ahead stopped
+    the sync does not send (its sends ask ``_Sender.lost``).
+    """
+    pending: tuple[Plan, Delivery] | None = None
+
+    def settle() -> None:
+        """Wait for the chunk under way, then account it."""
+        nonlocal pending
+        if pending is None:
+            return
+        (item, delivery), pending = pending, None
+        outcome = delivery.outcome()
+        if outcome.aborted:
+            retryable = not isinstance(outcome.abort_cause, PendoAuthError)
+            stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
+        account_chunk(report, item, outcome, dry_run=options.dry_run)
+
     for item in plans:
+        if not isinstance(item, Plan) or options.dry_run or stop:
+            settle()
         if isinstance(item, _SourceFailed):
             if report.rows == 0:
                 raise item.error  # nothing happened yet: the warehouse's own error
@@ -229,19 +251,20 @@ def _deliver_all(
             stop.set(reason, item.error, retryable=retryable)
             account_broken_chunk(report, spec, item.frame, item.offset, reason, retryable=retryable)
             continue
+        assert isinstance(item, Plan)
         _log_validation(spec, item.failures, report, log)
-        if options.dry_run:
+        if options.dry_run or stop:
             outcome = DeliveryOutcome(item.rows)
-            report.dry_run = _dry_run(item, report.dry_run)
-        elif stop:
-            outcome = DeliveryOutcome(item.rows)
-            outcome.abort(str(stop.reason), stop.cause)
-        else:
-            outcome = send(item)
-            if outcome.aborted:
-                retryable = not isinstance(outcome.abort_cause, PendoAuthError)
-                stop.set(outcome.abort_reason or "", outcome.abort_cause, retryable=retryable)
-        account_chunk(report, item, outcome, dry_run=options.dry_run)
+            if options.dry_run:
+                report.dry_run = _dry_run(item, report.dry_run)
+            else:
+                outcome.abort(str(stop.reason), stop.cause)
+            account_chunk(report, item, outcome, dry_run=options.dry_run)
+            continue
+        delivery = send(item)
+        settle()
+        pending = (item, delivery)
+    settle()
 
 
 def _read_ahead(rows: Rows) -> AbstractContextManager[Iterable[pd.DataFrame]]:
@@ -346,40 +369,56 @@ class _Sender:
         self._scope = scope
         self._lease = lease
         self._next_allowed: dict[str, float] = {}
+        self._pool = SendPool(options.max_in_flight) if spec.is_metadata else None
+        self._last: Delivery | None = None  # the metadata chunk started last
         self._writer = (
             StateWriter(scope, options.run_id, lease)
             if scope is not None and spec.is_metadata and not options.dry_run
             else None
         )
 
-    def __call__(self, plan: Plan) -> DeliveryOutcome:
+    def __call__(self, plan: Plan) -> Delivery:
+        """Start sending a chunk (metadata: on the run's pool; events: to their end)."""
         spec, options = self._spec, self._options
         if isinstance(plan.prepared, PreparedMetadata):
-            return deliver_metadata(
+            assert self._pool is not None
+            ahead = self._last  # still under way while this chunk starts
+
+            def lost() -> str | None:
+                return self._lost() or (ahead.abort_reason if ahead is not None else None)
+
+            delivery = deliver_metadata(
                 self._client,
                 plan.prepared,
                 plan.decision.send,
                 kind=spec.metadata_kind,
                 create=spec.mode in ("upsert", "insert"),
-                max_in_flight=options.max_in_flight,
+                pool=self._pool,
                 on_accepted=self._metadata_recorder(plan),
-                lost=self._lost,
+                lost=lost,
             )
+            self._last = delivery
+            return delivery
         assert isinstance(plan.prepared, PreparedEvents)
-        return deliver_events(
-            self._client,
-            plan.prepared,
-            plan.decision.send,
-            max_in_flight=options.max_in_flight,
-            on_accepted=self._event_recorder(plan),
-            in_doubt=spec.in_doubt,
-            lost=self._lost,
-            next_allowed=self._next_allowed,
-            shared_pacing=self._pacing,
+        return done(
+            deliver_events(
+                self._client,
+                plan.prepared,
+                plan.decision.send,
+                max_in_flight=options.max_in_flight,
+                on_accepted=self._event_recorder(plan),
+                in_doubt=spec.in_doubt,
+                lost=self._lost,
+                next_allowed=self._next_allowed,
+                shared_pacing=self._pacing,
+            )
         )
 
     def close(self) -> str | None:
-        """Write what is still waiting; why the sync must stop if a write failed."""
+        """Wait for the sends in flight, write what is still waiting; why the sync must stop if
+        a write failed."""
+        if self._pool is not None:
+            self._pool.close()
         if self._writer is None:
             return None
         self._writer.close()

@@ -1,47 +1,18 @@
-"""Sends a prepared metadata partition: batches over a bounded pool sharing one client."""
+"""Sends a prepared metadata chunk: batches on the run's bounded pool, sharing one client."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 
 import numpy as np
 
 from pendo_assets.batching import chunks
 from pendo_assets.client import AcceptedRecords, FailureKind, PendoAuthError, PendoClient
 from pendo_assets.sync.deliver.outcome import DeliveryOutcome, brief
+from pendo_assets.sync.deliver.send_pool import Delivery, SendPool, WorkItem
 from pendo_assets.sync.prepare.metadata_rows import PreparedMetadata
 
-WorkItem = np.ndarray  # the row positions of one batch
-
 OnAccepted = Callable[[np.ndarray], None]
-
-
-def run_bounded(
-    items: Iterator[WorkItem],
-    work: Callable[[WorkItem], None],
-    *,
-    max_in_flight: int,
-    outcome: DeliveryOutcome,
-) -> None:
-    """At most `max_in_flight` items running and none queued beyond that: bounded memory."""
-    with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="pendo-send") as pool:
-        running: set[Future[None]] = set()
-        for item in items:
-            if outcome.aborted:
-                break
-            running.add(pool.submit(work, item))
-            if len(running) >= max_in_flight:
-                running = _settle(running, FIRST_COMPLETED)
-        _settle(running, ALL_COMPLETED)
-
-
-def _settle(running: set[Future[None]], return_when: str) -> set[Future[None]]:
-    """Wait; re-raise programming errors (delivery errors are recorded); return what runs."""
-    done, pending = wait(running, return_when=return_when)
-    for future in done:
-        future.result()
-    return pending
 
 
 def deliver_metadata(
@@ -51,15 +22,16 @@ def deliver_metadata(
     *,
     kind: str,
     create: bool,
-    max_in_flight: int,
+    pool: SendPool,
     on_accepted: OnAccepted | None = None,
     lost: Callable[[], str | None] | None = None,
-) -> DeliveryOutcome:
-    """Send the rows at `positions`; `on_accepted` hears each batch's fully accepted rows.
+) -> Delivery:
+    """Start sending the rows at `positions` on `pool`; the delivery's outcome waits for them.
 
-    A batch's groups go one after the other: the agent request carries only the rows whose
-    custom values Pendo accepted, so a row is never left half written by this sync. Without
-    `create` (update mode), ids Pendo does not know are set aside as not in Pendo, not failed.
+    `on_accepted` hears each batch's fully accepted rows. A batch's groups go one after the
+    other: the agent request carries only the rows whose custom values Pendo accepted, so a row
+    is never left half written by this sync. Without `create` (update mode), ids Pendo does not
+    know are set aside as not in Pendo, not failed.
     """
     outcome = DeliveryOutcome(prepared.rows)
     groups = prepared.groups
@@ -106,8 +78,9 @@ def deliver_metadata(
                 cause = brief(getattr(error, "orig", None) or error)
                 outcome.abort(f"could not record accepted records in sync state: {cause}", error)
 
-    run_bounded(
-        chunks(positions, client.batch_size), work, max_in_flight=max_in_flight, outcome=outcome
-    )
-    outcome.finish()
-    return outcome
+    futures = []
+    for batch in chunks(positions, client.batch_size):
+        if outcome.stop_if(lost):
+            break
+        futures.append(pool.submit(work, batch))
+    return Delivery(outcome, futures)
