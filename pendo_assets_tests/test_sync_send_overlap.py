@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pandas as pd
@@ -26,6 +27,12 @@ VISITORS = SyncSpec(
     object_type="visitor_metadata",
     source=SourceSpec(partition_column="updated_at", table="visitors"),
     mapping={"id": "visitorId", "plan": "plan"},
+)
+EVENTS = SyncSpec(
+    name="events",
+    object_type="track_events",
+    source=SourceSpec(partition_column="at", table="events"),
+    mapping={"visitor": "visitorId", "name": "event", "at": "timestamp"},
 )
 
 
@@ -108,3 +115,31 @@ def test_a_chunk_started_while_the_chunk_ahead_stops_sends_nothing(
     assert sandbox.state()["counters"]["requests"] == 1
     assert (report.rows, report.sent) == (4, 0)
     assert report.failed + report.skipped == 4
+
+
+def test_events_after_the_chunk_that_stopped_the_sync_are_not_sent(
+    sandbox: SandboxServer, client_factory: Callable[..., PendoClient], state: StateStore
+) -> None:
+    # Events are sent to their end in the engine's thread: the stop is the run's before the
+    # next chunk starts.
+    client = client_factory(track_event_secret="not-the-secret")
+    day_ms = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)
+    chunks = [
+        pd.DataFrame(
+            {"visitor": [visitor], "name": ["Exported"], "at": [day_ms + i * 1000]}, dtype=object
+        )
+        for i, visitor in enumerate(["v-1", "v-2", "v-3"])
+    ]
+
+    with pytest.raises(SyncAborted) as raised:
+        run_sync(
+            EVENTS,
+            chunks,
+            client,
+            partition_key=PARTITION,
+            state=state,
+            options=SyncOptions(max_in_flight=1, now_ms=day_ms + 86_400_000),
+        )
+
+    assert sandbox.state()["counters"]["requests"] == 1
+    assert (raised.value.report.rows, raised.value.report.sent) == (3, 0)

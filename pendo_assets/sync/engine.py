@@ -264,6 +264,8 @@ def _deliver_all(
         delivery = send(item)
         settle()
         pending = (item, delivery)
+        if not delivery.under_way:  # events: sent to their end already; stop before the next
+            settle()
     settle()
 
 

@@ -48,6 +48,11 @@ class Delivery:
         self._futures = futures
 
     @property
+    def under_way(self) -> bool:
+        """Some of its sends may still run (a delivery made by ``done`` never is)."""
+        return bool(self._futures)
+
+    @property
     def abort_reason(self) -> str | None:
         """Why it stopped, if it has already (read while its sends may still run)."""
         return self._outcome.abort_reason
