@@ -220,8 +220,9 @@ def _deliver_all(
     """Each planned chunk: sent (unless stopped or a dry run), then accounted, in order.
 
     A chunk's sends start before the chunk ahead of it is accounted: its last answers and the
-    next chunk's first requests share the pool. A chunk started after the one ahead stopped
-    the sync does not send (its sends ask ``_Sender.lost``).
+    next chunk's first requests share the pool. A chunk's sends ask (``lost``) whether the
+    chunk ahead stopped the sync, and then send nothing more. Events are sent to their end in
+    this thread, and accounted before the next chunk starts.
     """
     pending: tuple[Plan, Delivery] | None = None
 
