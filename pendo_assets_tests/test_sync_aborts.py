@@ -19,16 +19,11 @@ from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
 from pendo_assets.sync.results import RowFailure
 from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets_tests.sync_specs import VISITORS
 
 PARTITION = "2026-11-02"
 T = 1_793_613_600_000  # 2026-11-02T10:00:00Z in epoch milliseconds
 CUSTOM = "/api/v1/metadata/visitor/custom/value"
-VISITORS = SyncSpec(
-    name="visitors",
-    object_type="visitor_metadata",
-    source=SourceSpec(partition_column="updated_at", table="visitors"),
-    mapping={"id": "visitorId", "plan": "plan"},
-)
 VISITORS_WITH_AGENT = SyncSpec(
     name="visitors",
     object_type="visitor_metadata",

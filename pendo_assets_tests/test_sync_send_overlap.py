@@ -18,22 +18,10 @@ from pendo_assets.sync.deliver.outcome import SyncAborted
 from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.record.state_store import StateStore
 from pendo_assets.sync.source.warehouse import PartitionStream
-from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets_tests.sync_specs import EVENTS, VISITORS
 
 PARTITION = "2026-11-02"
 WAIT_SECONDS = 10.0
-VISITORS = SyncSpec(
-    name="visitors",
-    object_type="visitor_metadata",
-    source=SourceSpec(partition_column="updated_at", table="visitors"),
-    mapping={"id": "visitorId", "plan": "plan"},
-)
-EVENTS = SyncSpec(
-    name="events",
-    object_type="track_events",
-    source=SourceSpec(partition_column="at", table="events"),
-    mapping={"visitor": "visitorId", "name": "event", "at": "timestamp"},
-)
 
 
 class HoldingTransport(httpx.BaseTransport):

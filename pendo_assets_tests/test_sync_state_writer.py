@@ -19,16 +19,10 @@ from pendo_assets.sync.engine import SyncOptions, destination_of, run_sync
 from pendo_assets.sync.record import state_writer
 from pendo_assets.sync.record.state_store import Accepted, StateStore
 from pendo_assets.sync.record.state_writer import StateWriter
-from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets_tests.sync_specs import VISITORS
 
 PARTITION = "2026-11-02"
 HASH = digest("{}")  # a payload hash as the engine makes them
-VISITORS = SyncSpec(
-    name="visitors",
-    object_type="visitor_metadata",
-    source=SourceSpec(partition_column="updated_at", table="visitors"),
-    mapping={"id": "visitorId", "plan": "plan"},
-)
 
 
 def test_everything_handed_over_is_written_by_close(state: StateStore) -> None:

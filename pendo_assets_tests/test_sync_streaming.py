@@ -19,26 +19,13 @@ from pendo_assets.sync.engine import SyncOptions, run_sync
 from pendo_assets.sync.prepare.metadata_rows import SUPERSEDED
 from pendo_assets.sync.record.state_store import StateStore
 from pendo_assets.sync.source.warehouse import WarehouseError, stream_partition
-from pendo_assets.sync.spec import SourceSpec, SyncSpec
+from pendo_assets_tests.sync_specs import EVENTS, VISITORS
 
 from .conftest import WarehouseDb
 
 PARTITION = "2026-11-02"
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
 NOW_MS = int((DAY + timedelta(days=1)).timestamp() * 1000)
-
-VISITORS = SyncSpec(
-    name="visitors",
-    object_type="visitor_metadata",
-    source=SourceSpec(partition_column="updated_at", table="visitors"),
-    mapping={"id": "visitorId", "plan": "plan"},
-)
-EVENTS = SyncSpec(
-    name="events",
-    object_type="track_events",
-    source=SourceSpec(partition_column="at", table="events"),
-    mapping={"visitor": "visitorId", "name": "event", "at": "timestamp"},
-)
 
 
 def _visitor_table(db: WarehouseDb, rows: list[tuple[str | None, str, int]]) -> None:
