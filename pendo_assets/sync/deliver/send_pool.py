@@ -44,9 +44,12 @@ class SendPool:
 class Delivery:
     """One chunk's sends, started; ``outcome()`` waits for the last of them."""
 
-    def __init__(self, outcome: DeliveryOutcome, futures: list[Future[None]]) -> None:
+    def __init__(
+        self, outcome: DeliveryOutcome, futures: list[Future[None]], *, finished: bool = False
+    ) -> None:
         self._outcome = outcome
         self._futures = futures
+        self._finished = finished
 
     @property
     def under_way(self) -> bool:
@@ -59,14 +62,16 @@ class Delivery:
         return self._outcome.abort_reason
 
     def outcome(self) -> DeliveryOutcome:
-        _settle(set(self._futures), ALL_COMPLETED)
-        self._outcome.finish()
+        if not self._finished:
+            _settle(set(self._futures), ALL_COMPLETED)
+            self._outcome.finish()
+            self._finished = True
         return self._outcome
 
 
 def done(outcome: DeliveryOutcome) -> Delivery:
-    """A delivery that ran to its end in the caller's thread."""
-    return Delivery(outcome, [])
+    """A delivery that ran to its end in the caller's thread, its outcome finished there."""
+    return Delivery(outcome, [], finished=True)
 
 
 def _settle(running: set[Future[None]], return_when: str) -> set[Future[None]]:
